@@ -1,0 +1,139 @@
+"""One catalog entry and the conversion of an API value into what is published for it."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Union
+
+from sungrow2mqtt.catalog.ha import NON_NUMERIC_DEVICE_CLASSES
+
+__all__ = ["MISSING_MARKERS", "PointSpec", "PublishedValue"]
+
+PublishedValue = Union[float, int, str]
+
+# What the API sends instead of a reading (compared case-insensitively, after stripping).
+MISSING_MARKERS = frozenset({"", "-", "--", "null", "none", "nan", "n/a"})
+
+# Enough significant digits for any reading the API sends, few enough to drop binary noise
+# such as 190970.0 * 0.001 == 190.97000000000003.
+_SIGNIFICANT_DIGITS = 15
+
+
+def _is_missing(raw: object) -> bool:
+    """Say whether the API sent "no reading" (None, empty, "--", ...) rather than a value."""
+    if raw is None:
+        return True
+    if isinstance(raw, str):
+        return raw.strip().lower() in MISSING_MARKERS
+    return False
+
+
+def _to_number(raw: object) -> Optional[float]:
+    """Read an API value as a finite float, or None for anything that is not a number."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, (int, float)):
+        number = float(raw)
+    elif isinstance(raw, str):
+        try:
+            number = float(raw.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _tidy(number: float) -> Union[float, int]:
+    """Round away float noise and give integral results as int, so JSON shows 5000 not 5000.0."""
+    rounded = float(f"{number:.{_SIGNIFICANT_DIGITS}g}")
+    if rounded.is_integer():
+        return int(rounded)
+    return rounded
+
+
+def _code_text(raw: object) -> Optional[str]:
+    """Canonical text of an enum code: "64", 64 and "64.0" all become "64"."""
+    number = _to_number(raw)
+    if number is not None and number.is_integer():
+        return str(int(number))
+    if isinstance(raw, str):
+        return raw.strip()
+    return None
+
+
+@dataclass(frozen=True)
+class PointSpec:
+    """One measuring point of one device type: how it is named, scaled and announced to HA."""
+
+    device_type: int
+    point_id: int
+    key: str
+    name: str
+    api_unit: Optional[str]
+    unit: Optional[str]
+    scale: float
+    device_class: Optional[str]
+    state_class: Optional[str]
+    icon: Optional[str]
+    precision: Optional[int]
+    enabled: bool
+    category: Optional[str]
+    options: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    @property
+    def is_enum(self) -> bool:
+        """True when the API sends a code that is published as its label."""
+        return bool(self.options) or self.device_class in NON_NUMERIC_DEVICE_CLASSES
+
+    @property
+    def is_numeric(self) -> bool:
+        """True when the published value is a number (HA then expects one, or fails the entity)."""
+        if self.is_enum:
+            return False
+        return (
+            self.unit is not None
+            or self.state_class is not None
+            or self.device_class is not None
+            or self.precision is not None
+            or self.scale != 1
+        )
+
+    @property
+    def api_key(self) -> str:
+        """The key under which realtime answers carry this point (``p`` + point id)."""
+        return f"p{self.point_id}"
+
+    def convert(self, raw: object) -> Optional[PublishedValue]:
+        """API value (string, number, None, "--", "") -> published value or None (missing).
+
+        Numeric points give ``float(raw) * scale`` rounded to 15 significant digits, as an int
+        when integral; enum points give the label of the code (the code itself when the
+        catalog has no label for it); text points give the stripped text. Anything that is
+        not a reading (None, "", "--", non-numeric text for a numeric point) gives None.
+        """
+        if _is_missing(raw):
+            return None
+        if self.is_enum:
+            return self._convert_enum(raw)
+        if self.is_numeric:
+            number = _to_number(raw)
+            if number is None:
+                return None
+            return _tidy(number * self.scale)
+        if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
+            return str(raw).strip()
+        return None
+
+    def _convert_enum(self, raw: object) -> Optional[str]:
+        """Code -> label; an unknown numeric code stays visible as its number."""
+        code = _code_text(raw)
+        if code is None:
+            return None
+        label = self.options.get(code)
+        if label is not None:
+            return label
+        if _to_number(code) is not None or code in self.options.values():
+            return code
+        return None

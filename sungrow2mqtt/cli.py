@@ -1,0 +1,222 @@
+"""Command line: ``sungrow2mqtt <command>`` (also ``python -m sungrow2mqtt``).
+
+Exit codes: 0 success, 1 cloud, network or broker failure, 2 configuration error, 130 interrupted.
+Failures print one line naming the cause; ``-v`` adds DEBUG logs and tracebacks.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from sungrow2mqtt import __version__
+from sungrow2mqtt.config import Config, load_config
+from sungrow2mqtt.errors import CatalogError, ConfigError, Sungrow2MqttError
+from sungrow2mqtt.isolarcloud.errors import ApiError
+from sungrow2mqtt.secret import RedactingFilter, redact
+
+log = logging.getLogger("sungrow2mqtt")
+
+EXIT_OK, EXIT_FAILURE, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 130
+# result code -> the config key to look at
+HINTS: Dict[str, str] = {
+    "E00000": "check isolarcloud.appkey",
+    "E00001": "the app's API service has expired: renew it on the developer portal",
+    "E911": "check isolarcloud.access_key",
+    "E912": "check isolarcloud.access_key (the portal's secret key)",
+    "E914": "isolarcloud.appkey and isolarcloud.access_key belong to different apps",
+    "E906": "check isolarcloud.rsa_public_key (the portal's RSA public key of this app)",
+    "E902": "this app requires encrypted calls: set isolarcloud.rsa_public_key",
+    "E900": "this app is not authorised for that API on the developer portal",
+    "E918": "this machine's IP address is not on the app's allowed list",
+}
+
+
+def setup_logging(level: str, verbose: bool) -> None:
+    """Log to stderr; under systemd (JOURNAL_STREAM) without our own timestamps."""
+    handler = logging.StreamHandler()
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    handler.setFormatter(logging.Formatter(stamp + "%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper(), logging.INFO))
+    if not verbose:
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+        logging.getLogger("paho.mqtt").setLevel(logging.WARNING)
+
+
+def fail(message: str) -> None:
+    """Print one clean error line (secrets scrubbed)."""
+    print(f"sungrow2mqtt: error: {redact(message)}", file=sys.stderr)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The one line a user reads for an error, with a hint where one helps."""
+    text = str(exc)
+    if isinstance(exc, ApiError):
+        hint = HINTS.get(str(exc.result_code or ""))
+        if hint is None and "cannot connect" in text:
+            hint = "check isolarcloud.server (region or URL) and the network"
+        if hint:
+            text = f"{text} — {hint}"
+    return text
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    """Log in and list plants, devices and the call quota."""
+    from sungrow2mqtt.catalog import load_catalog
+    from sungrow2mqtt.service import make_client
+
+    catalog = load_catalog(config.points.catalog)
+    client = make_client(config.isolarcloud, max_retries=1)
+    try:
+        mode = "encrypted" if client.transport.encrypted else "plain"
+        print(f"Server:   {client.transport.base_url} ({mode} calls)")
+        client.login()
+        print(f"Account:  {config.isolarcloud.username}: login ok")
+        plants = client.get_power_station_list()
+        devices = client.get_device_list_by_user()
+        print(f"\nPlants ({len(plants)}):")
+        for plant in plants:
+            print(f"  {plant.get('ps_id')}  {plant.get('ps_name')}  "
+                  f"(time zone {plant.get('ps_current_time_zone') or '?'})")
+            for device in devices:
+                if str(device.get("ps_id")) != str(plant.get("ps_id")):
+                    continue
+                type_name = catalog.device_type_name(int(device.get("device_type") or 0))
+                print(f"      {type_name:<28} {str(device.get('device_model_code') or '-'):<12} "
+                      f"SN {str(device.get('device_sn') or '-'):<14} ps_key {device.get('ps_key')}")
+        quota = client.get_open_api_call_info()
+        print(f"\nCall quota: {quota.get('today_accessed_times', '?')} calls today of "
+              f"{quota.get('per_day_access_times_config', '?')} per day; "
+              f"{quota.get('curr_hour_accessed_times', '?')} this hour")
+        print(f"API calls made by this check: {client.transport.stats.total}")
+    finally:
+        client.close()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    """Run the bridge (``--once``: one cycle, then exit)."""
+    from sungrow2mqtt.service import Service
+
+    service = Service(config)
+    return service.run_once() if args.once else service.run_forever()
+
+
+def cmd_points(args: argparse.Namespace, config: Config) -> int:
+    """Print the cloud's open points of a device type as catalog YAML."""
+    from sungrow2mqtt.catalog import open_points_to_yaml
+    from sungrow2mqtt.service import make_client
+
+    client = make_client(config.isolarcloud, max_retries=1)
+    try:
+        rows = client.get_open_point_info(args.device_type, args.point_type)
+    finally:
+        client.close()
+    sys.stdout.write(open_points_to_yaml(args.device_type, rows))
+    return EXIT_OK
+
+
+def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
+    """Serve the built-in Open API simulator until interrupted."""
+    from sungrow2mqtt.simulator import SimulatorServer, config_block
+
+    server = SimulatorServer(args.host, args.port, encrypted=args.encrypted)
+    server.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if args.public_key_file and server.public_key:
+        with open(args.public_key_file, "w", encoding="ascii") as handle:
+            handle.write(server.public_key + "\n")
+    print(f"iSolarCloud Open API simulator listening on {server.url}"
+          f" ({'encrypted' if args.encrypted else 'plain'} calls). Ctrl-C stops it.")
+    print("Paste this into config.yaml (demo credentials of the simulator, not secrets):\n")
+    print(config_block(server), flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return EXIT_OK
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+Command = Callable[[argparse.Namespace, Any], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree; every subcommand has help with an example."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="DEBUG logs and tracebacks")
+    common.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log level (default: logging.level of the config, else INFO)")
+    with_config = argparse.ArgumentParser(add_help=False, parents=[common])
+    with_config.add_argument("-c", "--config", default="config.yaml",
+                             help="configuration file (default: ./config.yaml)")
+
+    parser = argparse.ArgumentParser(
+        prog="sungrow2mqtt", description="Bridge a SUNGROW iSolarCloud plant to MQTT and Home "
+        "Assistant.", epilog="Exit codes: 0 ok, 1 cloud/network/broker failure, 2 config "
+        "error, 130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, func: Command, help_text: str, example: str,
+            parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=list(parents), help=help_text,
+                                 description=help_text, epilog=f"example: {example}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.set_defaults(func=func, needs_config=with_config in parents)
+        return command
+
+    run = add("run", cmd_run, "run the bridge: poll the cloud, publish to MQTT",
+              "sungrow2mqtt run -c /etc/sungrow2mqtt/config.yaml", [with_config])
+    run.add_argument("--once", action="store_true",
+                     help="one full cycle, wait for the broker's acknowledgements, exit")
+    add("check", cmd_check, "log in and list plants, devices and the call quota",
+        "sungrow2mqtt check -c config.yaml", [with_config])
+    points = add("points", cmd_points, "print a device type's open points as catalog YAML",
+                 "sungrow2mqtt points -c config.yaml --device-type 14 > my_points.yaml",
+                 [with_config])
+    points.add_argument("--device-type", type=int, required=True,
+                        help="device type number (appendix 1), e.g. 14 energy storage system")
+    points.add_argument("--point-type", type=int, default=2, choices=[1, 2, 5],
+                        help="1 remote signaling, 2 telemetry (default), 5 property")
+    simulate = add("simulate", cmd_simulate, "serve the built-in iSolarCloud Open API simulator",
+                   "sungrow2mqtt simulate --port 8086 --encrypted", [common])
+    simulate.add_argument("--host", default="127.0.0.1", help="listen address")
+    simulate.add_argument("--port", type=int, default=8086, help="listen port (0: any free)")
+    simulate.add_argument("--encrypted", action="store_true",
+                          help="require encrypted calls (appendix 4-7); prints the public key")
+    simulate.add_argument("--public-key-file", help="also write the RSA public key here")
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of the ``sungrow2mqtt`` command."""
+    args = build_parser().parse_args(argv)
+    config: Optional[Config] = None
+    setup_logging(args.log_level or "INFO", args.verbose)
+    try:
+        if args.needs_config:
+            config = load_config(args.config)
+            if not args.log_level:
+                setup_logging(config.logging.level, args.verbose)
+        return int(args.func(args, config))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (ApiError, Sungrow2MqttError, OSError) as exc:
+        if args.verbose:
+            log.exception("Failed")
+        fail(describe_error(exc))
+        return EXIT_CONFIG if isinstance(exc, (ConfigError, CatalogError)) else EXIT_FAILURE

@@ -1,0 +1,92 @@
+"""History series of one device from the 2.7/2.8 services, in the catalog's names and units.
+
+Shared by the ``history`` MQTT request and the ``history`` CLI command.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Dict, List, Mapping, Optional
+
+from sungrow2mqtt.catalog import Catalog
+from sungrow2mqtt.isolarcloud.client import HISTORY_QUERY_TYPES, IsolarCloudClient
+from sungrow2mqtt.model import Device
+
+_MINUTE_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
+                   "%Y%m%d%H%M%S", "%Y%m%d%H%M")
+# interval -> (query_type, accepted input formats, API format, output format)
+_PERIODS = {
+    "day": (1, ("%Y-%m-%d", "%Y%m%d"), "%Y%m%d", "%Y-%m-%d"),
+    "month": (2, ("%Y-%m", "%Y%m"), "%Y%m", "%Y-%m"),
+    "year": (3, ("%Y",), "%Y", "%Y"),
+}
+
+
+def _parse(text: str, formats: tuple, field: str) -> dt.datetime:
+    for fmt in formats:
+        try:
+            return dt.datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+    raise ValueError(f"{field}: {text!r} does not match {' or '.join(formats)}"
+                     .replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+                     .replace("%H", "hh").replace("%M", "mm").replace("%S", "ss"))
+
+
+def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
+                  params: Mapping[str, Any]) -> Dict[str, Any]:
+    """``{"series": {key: [{"time", "value"}]}, "points": {...}}`` for one device and interval.
+
+    ``params``: points (ids), start, end, interval (minute/day/month/year), minute_interval.
+    Raises ValueError when a window exceeds the document's limits (checked before calling).
+    """
+    interval = params["interval"]
+    points = [str(p) for p in params["points"]]
+    if interval == "minute":
+        start = _parse(params["start"], _MINUTE_FORMATS, "start")
+        end = _parse(params["end"], _MINUTE_FORMATS, "end")
+        result = client.get_device_point_minute_data_list(
+            [device.ps_key], points, start, end, int(params.get("minute_interval") or 5))
+        rows = result.data.get(device.ps_key) or []
+        raw = {p: [(r.get("time_stamp"), r.get(f"p{p}")) for r in rows if f"p{p}" in r]
+               for p in points}
+    else:
+        query_type, formats, api_format, _ = _PERIODS[interval]
+        start_text = _parse(params["start"], formats, "start").strftime(api_format)
+        end_text = _parse(params["end"], formats, "end").strftime(api_format)
+        data_type = HISTORY_QUERY_TYPES[query_type][2]
+        result = client.get_device_points_day_month_year_data_list(
+            [device.ps_key], points, start_text, end_text, query_type)
+        by_point = result.data.get(device.ps_key) or {}
+        raw = {p: [(r.get("time_stamp"), r.get(data_type)) for r in by_point.get(f"p{p}") or []]
+               for p in points}
+    series: Dict[str, List[Dict[str, Any]]] = {}
+    described: Dict[str, Dict[str, Any]] = {}
+    for point in points:
+        spec = catalog.get(device.device_type, int(point))
+        name = spec.key if spec else f"p{point}"
+        described[name] = {"point_id": int(point), "name": spec.name if spec else None,
+                           "unit": spec.unit if spec else None}
+        series[name] = [{"time": _time(stamp, interval, device), "value": _value(spec, value)}
+                        for stamp, value in raw[point]]
+    return {"ps_key": device.ps_key, "interval": interval, "points": described,
+            "series": series}
+
+
+def _time(stamp: Any, interval: str, device: Device) -> Optional[str]:
+    text = str(stamp or "")
+    try:
+        if interval == "minute":
+            return dt.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=device.tz).isoformat()
+        _, _, api_format, out_format = _PERIODS[interval]
+        return dt.datetime.strptime(text, api_format).strftime(out_format)
+    except ValueError:
+        return text or None
+
+
+def _value(spec: Any, raw: Any) -> Any:
+    if spec is not None:
+        return spec.convert(raw)
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,1 @@
+"""A client library for the SUNGROW iSolarCloud Open API; knows nothing of MQTT or Home Assistant."""

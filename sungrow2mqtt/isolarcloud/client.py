@@ -1,0 +1,487 @@
+"""The 14 services of the Open API document as typed methods returning plain Python data.
+
+Each method checks the document's parameter limits *before* calling (``ValueError`` naming the
+limit), pages list services to the end, splits oversized requests into the fewest calls and merges
+the answers.  The token is obtained once, kept (optionally in a :class:`TokenStore`) and renewed
+once when the server says ``E00003``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
+
+from sungrow2mqtt.isolarcloud.errors import LOGIN_STATES, AuthError, LoginError
+from sungrow2mqtt.isolarcloud.token_store import TokenStore
+from sungrow2mqtt.isolarcloud.transport import Response, Transport
+from sungrow2mqtt.secret import Secret, register
+
+log = logging.getLogger(__name__)
+
+MAX_DEVICES_PER_CALL = 50          # 2.7 / 2.8: "the maximum number of device is 50"
+MAX_MINUTE_POINTS_PER_CALL = 49    # 2.7: "the number of points ... should be less than 50"
+MAX_MINUTE_WINDOW = dt.timedelta(hours=3)   # 2.7
+REALTIME_POINTS_PER_CALL = 100     # 2.14 names no limit; a bounded chunk keeps requests small
+PAGE_SIZE = 100                    # the document names no page-size limit
+MAX_PAGES = 1000                   # a guard against a server that never reports the end
+# 2.8: day 100 days, month 24 months, year 5 years; query_type -> (name, limit, default data_type)
+HISTORY_QUERY_TYPES = {1: ("day", 100, "2"), 2: ("month", 24, "4"), 3: ("year", 5, "4")}
+POINT_TYPES = {1: "remote signaling", 2: "telemetry", 5: "property"}
+
+T = TypeVar("T")
+Row = Dict[str, Any]
+
+
+@dataclass
+class RealtimeResult:
+    """Realtime answer: one ``device_point`` map per device, plus SNs the server did not know."""
+
+    devices: List[Row] = field(default_factory=list)
+    fail_sn_list: List[str] = field(default_factory=list)
+
+    def by_ps_key(self) -> Dict[str, Row]:
+        """The device maps keyed by ps_key."""
+        return {str(d.get("ps_key")): d for d in self.devices}
+
+
+@dataclass
+class HistoryResult:
+    """History answer: series per ps_key (per point for day/month/year), plus illegal ps_keys."""
+
+    data: Dict[str, Any] = field(default_factory=dict)
+    illegal_ps_keys: List[str] = field(default_factory=list)
+
+
+def device_type_of(ps_key: str) -> int:
+    """The device type encoded in a ps_key (``<ps_id>_<device_type>_<...>_<...>``)."""
+    parts = str(ps_key).split("_")
+    if len(parts) < 2 or not parts[1].isdigit():
+        raise ValueError(f"ps_key {ps_key!r} is not of the form <ps_id>_<device_type>_..._...")
+    return int(parts[1])
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[List[T]]:
+    """Consecutive slices of at most ``size`` items."""
+    for start in range(0, len(items), size):
+        yield list(items[start:start + size])
+
+
+def _point_ids(points: Iterable[Union[int, str]]) -> List[str]:
+    """Point ids as the bare digits the realtime service wants (``p13011`` or 13011 -> '13011')."""
+    ids = []
+    for point in points:
+        text = str(point).strip()
+        text = text[1:] if text[:1] in "pP" else text
+        if not text.isdigit():
+            raise ValueError(f"point id {point!r} is not a number (like 13011 or p13011)")
+        if text not in ids:
+            ids.append(text)
+    if not ids:
+        raise ValueError("at least one point id is required")
+    return ids
+
+
+def _parse_illegal(message: str) -> List[str]:
+    """ps_keys named in a 2.7/2.8 ``result_msg`` like ``illegal device list:a,b``."""
+    if ":" not in message or "illegal" not in message.lower():
+        return []
+    return [key.strip() for key in message.split(":", 1)[1].split(",") if key.strip()]
+
+
+class IsolarCloudClient:
+    """A logged-in view of one iSolarCloud account through the Open API."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        username: str,
+        password: Union[str, Secret],
+        *,
+        token_store: Optional[TokenStore] = None,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.transport = transport
+        self.username = username
+        self._password = password if isinstance(password, Secret) else Secret(password)
+        self._token_store = token_store
+        self._token: Optional[str] = None
+        self._token_lock = threading.Lock()
+        self.page_size = page_size
+        self.user: Row = {}
+
+    def __repr__(self) -> str:
+        return f"IsolarCloudClient({self.transport!r}, username={self.username!r})"
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self.transport.close()
+
+    # -- token ------------------------------------------------------------------------------
+
+    def login(self) -> Row:
+        """2.1 /openapi/login: authenticate, keep the token, return the user info (no token)."""
+        response = self.transport.call("login", {"user_account": self.username,
+                                                 "user_password": self._password.reveal()})
+        data = response.data if isinstance(response.data, dict) else {}
+        state = str(data.get("login_state", ""))
+        token = data.get("token")
+        if state != "1" or not token:
+            reason = LOGIN_STATES.get(state, f"login refused (login_state {state or 'missing'})")
+            remain = data.get("remain_times")
+            if state == "0" and remain not in (None, ""):
+                reason += f", {remain} attempts left before the account is locked"
+            raise LoginError(f"login: {reason}", login_state=state, endpoint="login",
+                             req_serial_num=response.req_serial_num)
+        register(str(token))
+        with self._token_lock:
+            self._token = str(token)
+        if self._token_store:
+            self._token_store.save(self._token)
+        self.user = {k: v for k, v in data.items() if k != "token"}
+        log.info("Logged in to %s", self.transport.base_url)
+        return self.user
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            token = self._token
+        if token is None and self._token_store:
+            token = self._token_store.load()
+            if token:
+                log.debug("Reusing the stored token")
+                with self._token_lock:
+                    self._token = token
+        if token is None:
+            self.login()
+            with self._token_lock:
+                token = self._token
+        assert token is not None
+        return token
+
+    def call(self, service: str, params: Mapping[str, Any]) -> Response:
+        """Call ``service`` with the token; on E00003 log in again once and repeat the call."""
+        token = self._current_token()
+        try:
+            return self.transport.call(service, params, token)
+        except AuthError as exc:
+            if exc.result_code != "E00003":
+                raise
+            log.info("%s: token expired (E00003); logging in again", service)
+            with self._token_lock:
+                if self._token == token:
+                    self._token = None
+            if self._token_store:
+                self._token_store.clear()
+            return self.transport.call(service, params, self._current_token())
+
+    def _pages(self, service: str, params: Mapping[str, Any]) -> List[Row]:
+        """Every row of a paged service: curPage 1, 2, ... until rowCount rows are in."""
+        rows: List[Row] = []
+        for page in range(1, MAX_PAGES + 1):
+            data = self.call(service, {**params, "curPage": page, "size": self.page_size}).data
+            data = data if isinstance(data, dict) else {}
+            batch = data.get("pageList") or []
+            rows.extend(batch)
+            try:
+                total = int(data.get("rowCount") or 0)
+            except (TypeError, ValueError):
+                total = 0
+            if not batch or len(rows) >= total or len(batch) < self.page_size:
+                return rows
+        log.warning("%s: stopped after %d pages", service, MAX_PAGES)
+        return rows
+
+    # -- services ---------------------------------------------------------------------------
+
+    def get_open_api_call_info(self) -> Row:
+        """2.2: the account's call quota (per hour and day) and what is used."""
+        data = self.call("getOpenApiCallInfo", {}).data
+        return data if isinstance(data, dict) else {}
+
+    def get_power_station_list(self, *, ps_type: Optional[str] = None,
+                               valid_flag: Optional[str] = None, ps_name: Optional[str] = None,
+                               org_id: Optional[str] = None, share_type: Optional[str] = None
+                               ) -> List[Row]:
+        """2.3: every plant of the account (all pages)."""
+        params = _present(ps_type=ps_type, valid_flag=valid_flag, ps_name=ps_name,
+                          org_id=org_id, share_type=share_type)
+        return self._pages("getPowerStationList", params)
+
+    def get_power_station_detail(self, ps_id: Union[int, str, None] = None,
+                                 sn: Optional[str] = None) -> Row:
+        """2.4: one plant's details, by ps_id or by a communication device SN."""
+        if ps_id in (None, "") and not sn:
+            raise ValueError("getPowerStationDetail needs ps_id or sn")
+        data = self.call("getPowerStationDetail", _present(ps_id=_str(ps_id), sn=sn)).data
+        return data if isinstance(data, dict) else {}
+
+    def _device_list_params(self, device_types: Optional[Iterable[int]], virtual: bool,
+                            rel_state: Optional[int], firmware: bool) -> Dict[str, Any]:
+        params: Dict[str, Any] = {"is_virtual_unit": "1" if virtual else "0",
+                                  "is_get_firmware_version": "1" if firmware else "0"}
+        if device_types:
+            params["device_type_list"] = [str(t) for t in device_types]
+        if rel_state is not None:
+            params["rel_state"] = str(rel_state)
+        return params
+
+    def get_device_list(self, ps_id: Union[int, str], *, device_types: Optional[Iterable[int]] = None,
+                        virtual: bool = False, rel_state: Optional[int] = None,
+                        firmware: bool = True) -> List[Row]:
+        """2.5: devices of a plant (``virtual`` lists the plant and other virtual devices)."""
+        params = self._device_list_params(device_types, virtual, rel_state, firmware)
+        return self._pages("getDeviceList", {"ps_id": _str(ps_id), **params})
+
+    def get_device_list_by_user(self, ps_id: Union[int, str, None] = None, *,
+                                device_types: Optional[Iterable[int]] = None,
+                                virtual: bool = False, rel_state: Optional[int] = None,
+                                firmware: bool = True) -> List[Row]:
+        """2.13: devices of every plant of the account in one paged listing."""
+        params = self._device_list_params(device_types, virtual, rel_state, firmware)
+        return self._pages("getDeviceListByUser", {**_present(ps_id=_str(ps_id)), **params})
+
+    def get_communication_dev_info_by_dev_sn(self, dev_sn: str) -> Row:
+        """2.12: the communication device a device SN reports through."""
+        if not dev_sn:
+            raise ValueError("getCommunicationDevInfoByDevSn needs dev_sn")
+        data = self.call("getCommunicationDevInfoByDevSn", {"dev_sn": dev_sn}).data
+        return data if isinstance(data, dict) else {}
+
+    def get_pv_inverter_real_time_data(self, ps_keys: Sequence[str] = (),
+                                       sns: Sequence[str] = ()) -> RealtimeResult:
+        """2.6: realtime points of PV inverters by ps_key (preferred) or SN, 50 per call."""
+        key, items = _keys_or_sns(ps_keys, sns)
+        result = RealtimeResult()
+        for chunk in chunks(items, MAX_DEVICES_PER_CALL):
+            _merge_realtime(result, self.call("getPVInverterRealTimeData", {key: chunk}).data)
+        return result
+
+    def get_device_real_time_data(self, device_type: int, point_ids: Iterable[Union[int, str]],
+                                  ps_keys: Sequence[str] = (), sns: Sequence[str] = ()
+                                  ) -> RealtimeResult:
+        """2.14: realtime points of devices of one type, in the fewest 50-device/point chunks."""
+        key, items = _keys_or_sns(ps_keys, sns)
+        if key == "ps_key_list":
+            wrong = [k for k in items if device_type_of(k) != int(device_type)]
+            if wrong:
+                raise ValueError(f"getDeviceRealTimeData takes devices of one type; {wrong[0]} is "
+                                 f"not of device_type {device_type} (use get_real_time_data)")
+        points = _point_ids(point_ids)
+        result = RealtimeResult()
+        for device_chunk in chunks(items, MAX_DEVICES_PER_CALL):
+            for point_chunk in chunks(points, REALTIME_POINTS_PER_CALL):
+                data = self.call("getDeviceRealTimeData", {
+                    key: device_chunk, "point_id_list": point_chunk,
+                    "device_type": str(device_type)}).data
+                _merge_realtime(result, data)
+        return result
+
+    def get_real_time_data(self, ps_keys: Iterable[str],
+                           points_by_type: Mapping[int, Iterable[Union[int, str]]]
+                           ) -> RealtimeResult:
+        """Realtime points of devices of mixed types: one 2.14 series per device type."""
+        by_type: Dict[int, List[str]] = {}
+        for ps_key in dict.fromkeys(ps_keys):
+            by_type.setdefault(device_type_of(ps_key), []).append(ps_key)
+        result = RealtimeResult()
+        for device_type, keys in sorted(by_type.items()):
+            points = list(points_by_type.get(device_type, ()))
+            if not points:
+                continue
+            part = self.get_device_real_time_data(device_type, points, ps_keys=keys)
+            result.devices.extend(part.devices)
+        return result
+
+    def get_device_point_minute_data_list(
+        self, ps_keys: Sequence[str], points: Iterable[Union[int, str]], start: dt.datetime,
+        end: dt.datetime, minute_interval: int = 5,
+    ) -> HistoryResult:
+        """2.7: 5-minute (or coarser) samples, window at most 3 hours; split per 50 devices/49 points.
+
+        ``start``/``end`` are in the plant's local time, as the service expects.
+        """
+        if end <= start:
+            raise ValueError("getDevicePointMinuteDataList: end must be after start")
+        if end - start > MAX_MINUTE_WINDOW:
+            raise ValueError(f"getDevicePointMinuteDataList: the window may be at most 3 hours, "
+                             f"got {end - start}")
+        if not 1 <= int(minute_interval) <= 180:
+            raise ValueError("getDevicePointMinuteDataList: minute_interval must be 1-180 minutes")
+        keys = _same_type(ps_keys, "getDevicePointMinuteDataList")
+        ids = ["p" + p for p in _point_ids(points)]
+        result = HistoryResult()
+        for key_chunk in chunks(keys, MAX_DEVICES_PER_CALL):
+            for point_chunk in chunks(ids, MAX_MINUTE_POINTS_PER_CALL):
+                response = self.call("getDevicePointMinuteDataList", {
+                    "ps_key_list": key_chunk, "points": ",".join(point_chunk),
+                    "start_time_stamp": start.strftime("%Y%m%d%H%M%S"),
+                    "end_time_stamp": end.strftime("%Y%m%d%H%M%S"),
+                    "minute_interval": str(int(minute_interval))})
+                _merge_minute(result, response)
+        for rows in result.data.values():
+            rows.sort(key=lambda row: str(row.get("time_stamp")))
+        return result
+
+    def get_device_points_day_month_year_data_list(
+        self, ps_keys: Sequence[str], points: Iterable[Union[int, str]], start: str, end: str,
+        query_type: int, data_type: Optional[str] = None, order: int = 0,
+    ) -> HistoryResult:
+        """2.8: daily/monthly/yearly values within the document's span (100 d / 24 m / 5 y).
+
+        ``start``/``end`` are ``yyyyMMdd``, ``yyyyMM`` or ``yyyy`` for query_type 1, 2, 3.
+        """
+        if int(query_type) not in HISTORY_QUERY_TYPES:
+            raise ValueError("getDevicePointsDayMonthYearDataList: query_type must be 1 (day), "
+                             "2 (month) or 3 (year)")
+        name, limit, default_data_type = HISTORY_QUERY_TYPES[int(query_type)]
+        span = _span(start, end, int(query_type))
+        if span > limit:
+            raise ValueError(f"getDevicePointsDayMonthYearDataList: a {name} query may span at "
+                             f"most {limit} {name}s, got {span}")
+        keys = _same_type(ps_keys, "getDevicePointsDayMonthYearDataList")
+        ids = ",".join("p" + p for p in _point_ids(points))
+        result = HistoryResult()
+        for key_chunk in chunks(keys, MAX_DEVICES_PER_CALL):
+            response = self.call("getDevicePointsDayMonthYearDataList", {
+                "ps_key_list": key_chunk, "data_point": ids, "start_time": start,
+                "end_time": end, "data_type": data_type or default_data_type,
+                "query_type": str(int(query_type)), "order": str(int(order))})
+            if isinstance(response.data, dict):
+                result.data.update(response.data)
+            result.illegal_ps_keys.extend(_parse_illegal(response.message))
+        return result
+
+    def get_fault_alarm_info(
+        self, *, ps_id: Union[int, str, None] = None, ps_key: Optional[str] = None,
+        process_status: Optional[int] = None, fault_type: Optional[str] = None,
+        fault_level: Optional[str] = None, start: Optional[dt.datetime] = None,
+        end: Optional[dt.datetime] = None, fault_code: Optional[str] = None,
+        fault_name: Optional[str] = None, share_type: Optional[str] = None,
+    ) -> List[Row]:
+        """2.9: faults and alarms (unclosed by default) of one plant/device or of all plants."""
+        if process_status not in (None, 8, 9):
+            raise ValueError("getFaultAlarmInfo: process_status must be 8 (active) or 9 (closed)")
+        if process_status == 9 and start and end and (start.year, start.month) != (end.year,
+                                                                                    end.month):
+            raise ValueError("getFaultAlarmInfo: closed faults cannot be queried across months")
+        params = _present(ps_id=_str(ps_id), ps_key=ps_key, fault_type=fault_type,
+                          fault_level=fault_level, fault_code=fault_code, fault_name=fault_name,
+                          share_type=share_type,
+                          process_status=_str(process_status),
+                          startTime=start.strftime("%Y%m%d%H%M") if start else None,
+                          endTime=end.strftime("%Y%m%d%H%M") if end else None)
+        return self._pages("getFaultAlarmInfo", params)
+
+    def get_open_point_info(self, device_type: int, point_type: int = 2,
+                            device_model_id: Union[int, str, None] = None) -> List[Row]:
+        """2.10: the open points of a device type (1 signaling, 2 telemetry, 5 property)."""
+        if int(point_type) not in POINT_TYPES:
+            raise ValueError("getOpenPointInfo: type must be 1 (remote signaling), 2 (telemetry) "
+                             "or 5 (property)")
+        params = _present(device_type=str(device_type), type=str(point_type),
+                          device_model_id=_str(device_model_id))
+        return self._pages("getOpenPointInfo", params)
+
+    def get_dev_property_point_value(self, ps_id: Union[int, str], device_type: int,
+                                     ps_keys: Sequence[str], point_ids: Iterable[Union[int, str]]
+                                     ) -> Row:
+        """2.11: property points (capacity, model codes...) of same-type devices of one plant."""
+        keys = _same_type(ps_keys, "getDevPropertyPointValue")
+        if device_type_of(keys[0]) != int(device_type):
+            raise ValueError(f"getDevPropertyPointValue: {keys[0]} is not of device_type "
+                             f"{device_type}")
+        data = self.call("getDevPropertyPointValue", {
+            "ps_id": _str(ps_id), "device_type": str(device_type), "ps_key_list": keys,
+            "point_id_list": _point_ids(point_ids)}).data
+        return data if isinstance(data, dict) else {}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _str(value: Union[int, str, None]) -> Optional[str]:
+    return None if value is None or value == "" else str(value)
+
+
+def _present(**params: Any) -> Dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None and v != ""}
+
+
+def _keys_or_sns(ps_keys: Sequence[str], sns: Sequence[str]) -> "tuple[str, List[str]]":
+    """The document: ps_key_list wins when both are given; both empty is an error."""
+    if ps_keys:
+        return "ps_key_list", list(dict.fromkeys(ps_keys))
+    if sns:
+        return "sn_list", list(dict.fromkeys(sns))
+    raise ValueError("ps_key_list and sn_list cannot both be empty")
+
+
+def _same_type(ps_keys: Sequence[str], service: str) -> List[str]:
+    keys = list(dict.fromkeys(ps_keys))
+    if not keys:
+        raise ValueError(f"{service}: at least one ps_key is required")
+    types = {device_type_of(k) for k in keys}
+    if len(types) > 1:
+        raise ValueError(f"{service}: all devices must be of the same type, got types "
+                         f"{sorted(types)}")
+    return keys
+
+
+def _span(start: str, end: str, query_type: int) -> int:
+    """Inclusive number of days/months/years between two 2.8 time stamps."""
+    formats = {1: "%Y%m%d", 2: "%Y%m", 3: "%Y"}
+    try:
+        first = dt.datetime.strptime(start, formats[query_type])
+        last = dt.datetime.strptime(end, formats[query_type])
+    except ValueError:
+        raise ValueError(f"getDevicePointsDayMonthYearDataList: start/end must be "
+                         f"{formats[query_type].replace('%', '')} for query_type "
+                         f"{query_type}") from None
+    if last < first:
+        raise ValueError("getDevicePointsDayMonthYearDataList: end is before start")
+    if query_type == 1:
+        return (last - first).days + 1
+    if query_type == 2:
+        return (last.year - first.year) * 12 + last.month - first.month + 1
+    return last.year - first.year + 1
+
+
+def _merge_realtime(result: RealtimeResult, data: Any) -> None:
+    """Add a 2.6/2.14 answer, merging the points of a device split over point chunks."""
+    if not isinstance(data, dict):
+        return
+    known = result.by_ps_key()
+    for item in data.get("device_point_list") or []:
+        point_map = item.get("device_point") if isinstance(item, dict) else None
+        if not isinstance(point_map, dict):
+            continue
+        existing = known.get(str(point_map.get("ps_key")))
+        if existing is not None:
+            existing.update(point_map)
+        else:
+            copy = dict(point_map)
+            result.devices.append(copy)
+            known[str(copy.get("ps_key"))] = copy
+    for sn in data.get("fail_sn_list") or []:
+        if sn not in result.fail_sn_list:
+            result.fail_sn_list.append(sn)
+
+
+def _merge_minute(result: HistoryResult, response: Response) -> None:
+    """Add a 2.7 answer, merging rows of the same time stamp split over point chunks."""
+    result.illegal_ps_keys.extend(k for k in _parse_illegal(response.message)
+                                  if k not in result.illegal_ps_keys)
+    if not isinstance(response.data, dict):
+        return
+    for ps_key, rows in response.data.items():
+        series = result.data.setdefault(ps_key, [])
+        by_time = {row.get("time_stamp"): row for row in series}
+        for row in rows or []:
+            if not isinstance(row, dict):
+                continue
+            existing = by_time.get(row.get("time_stamp"))
+            if existing is not None:
+                existing.update(row)
+            else:
+                series.append(dict(row))
+                by_time[row.get("time_stamp")] = series[-1]

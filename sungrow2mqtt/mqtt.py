@@ -1,0 +1,193 @@
+"""A thin paho-mqtt 2.x wrapper: last will, reconnect with backoff, subscriptions that survive
+reconnects, JSON publishing and a way to wait until the broker has acknowledged everything.
+
+It knows topics only as strings: what to publish is the bridge's business.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from sungrow2mqtt.config import MqttConfig
+from sungrow2mqtt.secret import reveal
+
+log = logging.getLogger(__name__)
+
+MessageHandler = Callable[[str, bytes, bool], None]   # topic, payload, retained
+ONLINE, OFFLINE = "online", "offline"
+
+
+def encode(payload: Any) -> bytes:
+    """Payload as bytes: text as UTF-8, ``None`` as empty (clears a retained topic), else JSON."""
+    if payload is None:
+        return b""
+    if isinstance(payload, bytes):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode("utf-8")
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _path(value: Any) -> Optional[str]:
+    return None if value is None else str(value)
+
+
+class MqttConnection:
+    """One broker connection with a retained ``online``/``offline`` state topic as last will."""
+
+    def __init__(self, config: MqttConfig, state_topic: str) -> None:
+        self.config = config
+        self.state_topic = state_topic
+        self.on_connected: List[Callable[[], None]] = []
+        self._handlers: Dict[str, MessageHandler] = {}
+        self._pending: Dict[int, paho.MQTTMessageInfo] = {}
+        self._cond = threading.Condition()
+        self._connected = False
+        self._refusal_logged = False
+        self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
+                                   clean_session=True)
+        self._client.enable_logger(logging.getLogger("paho.mqtt"))
+        self._client.reconnect_delay_set(min_delay=1, max_delay=60)
+        self._client.will_set(state_topic, OFFLINE, qos=1, retain=True)
+        if config.username:
+            self._client.username_pw_set(config.username, reveal(config.password))
+        if config.tls.enabled:
+            self._client.tls_set(ca_certs=_path(config.tls.ca_certs),
+                                 certfile=_path(config.tls.certfile),
+                                 keyfile=_path(config.tls.keyfile), cert_reqs=ssl.CERT_REQUIRED)
+            if config.tls.insecure:
+                log.warning("mqtt.tls.insecure is set: the broker's certificate is not verified")
+                self._client.tls_insecure_set(True)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_publish = self._on_publish
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker has accepted the connection and not lost it since."""
+        return self._connected
+
+    def start(self) -> None:
+        """Connect in the background; paho retries with backoff until the broker answers."""
+        log.info("Connecting to MQTT broker %s:%d", self.config.host, self.config.port)
+        self._client.connect_async(self.config.host, self.config.port, self.config.keepalive)
+        self._client.loop_start()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected or ``timeout`` seconds passed."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._connected, timeout)
+
+    def subscribe(self, topic: str, handler: MessageHandler) -> None:
+        """Call ``handler`` for messages on ``topic`` (wildcards allowed), now and after reconnects."""
+        self._handlers[topic] = handler
+        if self._connected:
+            self._client.subscribe(topic, qos=1)
+
+    def unsubscribe(self, topic: str) -> None:
+        """Stop receiving ``topic``."""
+        if self._handlers.pop(topic, None) is not None and self._connected:
+            self._client.unsubscribe(topic)
+
+    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1) -> bool:
+        """Publish; while disconnected the message is dropped (the bridge republishes on connect).
+
+        Returns whether the message was handed to paho.
+        """
+        if not self._connected:
+            log.debug("Not connected; not publishing %s", topic)
+            return False
+        info = self._client.publish(topic, encode(payload), qos=qos, retain=retain)
+        if info.rc != paho.MQTT_ERR_SUCCESS and info.rc != paho.MQTT_ERR_NO_CONN:
+            log.warning("Publishing to %s failed: %s", topic, paho.error_string(info.rc))
+            return False
+        if qos > 0:
+            with self._cond:
+                if not info.is_published():
+                    self._pending[info.mid] = info
+        return True
+
+    def wait_published(self, timeout: float) -> bool:
+        """Block until the broker acknowledged every QoS 1 publish so far (or timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._pending:
+                for mid in [m for m, info in self._pending.items() if info.is_published()]:
+                    del self._pending[mid]
+                remaining = deadline - time.monotonic()
+                if not self._pending or remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, 0.5))
+            return not self._pending
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Publish ``offline``, wait briefly for the acknowledgements and disconnect cleanly."""
+        if self._connected:
+            self.publish(self.state_topic, OFFLINE, retain=True)
+            self.wait_published(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # -- paho callbacks (network thread) ----------------------------------------------------
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
+                    reason_code: Any, properties: Any = None) -> None:
+        if reason_code.is_failure:
+            if not self._refusal_logged:
+                log.error("MQTT broker %s:%d refused the connection: %s%s", self.config.host,
+                          self.config.port, reason_code,
+                          " (check mqtt.username and mqtt.password)"
+                          if "authori" in str(reason_code).lower()
+                          or "password" in str(reason_code).lower() else "")
+                self._refusal_logged = True
+            return
+        self._refusal_logged = False
+        log.info("Connected to MQTT broker %s:%d", self.config.host, self.config.port)
+        for topic in self._handlers:
+            client.subscribe(topic, qos=1)
+        with self._cond:
+            self._connected = True
+            self._cond.notify_all()
+        client.publish(self.state_topic, ONLINE, qos=1, retain=True)
+        for callback in list(self.on_connected):
+            try:
+                callback()
+            except Exception:  # a bug in one callback must not kill paho's thread
+                log.exception("Error in on-connect callback")
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        if not self._refusal_logged:
+            log.warning("Cannot reach MQTT broker %s:%d; retrying with backoff",
+                        self.config.host, self.config.port)
+            self._refusal_logged = True
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
+                       reason_code: Any, properties: Any = None) -> None:
+        with self._cond:
+            was_connected, self._connected = self._connected, False
+            self._cond.notify_all()
+        if was_connected and reason_code.is_failure:
+            log.warning("Lost connection to MQTT broker (%s); reconnecting", reason_code)
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any,
+                    properties: Any = None) -> None:
+        with self._cond:
+            self._pending.pop(mid, None)
+            self._cond.notify_all()
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        for pattern, handler in list(self._handlers.items()):
+            if paho.topic_matches_sub(pattern, message.topic):
+                try:
+                    handler(message.topic, message.payload, bool(message.retain))
+                except Exception:  # the bridge must never die on a message
+                    log.exception("Error handling MQTT message on %s", message.topic)

@@ -1,0 +1,101 @@
+"""PointSpec.convert: from the API's strings to the values published on MQTT."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from sungrow2mqtt.catalog import Catalog, PointSpec, load_catalog
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+def spec_of(catalog: Catalog, device_type: int, point_id: int) -> PointSpec:
+    spec = catalog.get(device_type, point_id)
+    assert spec is not None, (device_type, point_id)
+    return spec
+
+
+def plain(**changes: object) -> PointSpec:
+    """A numeric point with the given fields changed."""
+    base = PointSpec(device_type=1, point_id=1, key="k", name="K", api_unit="W", unit="W",
+                     scale=1.0, device_class="power", state_class="measurement", icon=None,
+                     precision=0, enabled=True, category=None, options={}, source="test")
+    return dataclasses.replace(base, **changes)
+
+
+def test_energy_wh_to_kwh(catalog: Catalog) -> None:
+    daily = spec_of(catalog, 11, 83022)
+    assert daily.convert("190970.0") == 190.97
+    assert daily.convert("1") == 0.001
+    assert daily.convert(2500) == 2.5
+    assert daily.convert("0") == 0
+    assert json.dumps(daily.convert("190970.0")) == "190.97"
+
+
+def test_power_stays_integral(catalog: Catalog) -> None:
+    power = spec_of(catalog, 14, 13011)
+    assert power.convert("5000") == 5000
+    assert isinstance(power.convert("5000.0"), int)
+    assert power.convert("-1234.5") == -1234.5
+    assert power.convert(" 42 ") == 42
+
+
+def test_soc_fraction_and_percent(catalog: Catalog) -> None:
+    assert spec_of(catalog, 14, 13141).convert("0.873") == 87.3
+    assert spec_of(catalog, 43, 58604).convert("1") == 100
+    assert spec_of(catalog, 11, 83252).convert("0.5") == 50
+    assert spec_of(catalog, 11, 83334).convert("87.3") == 87.3
+    assert spec_of(catalog, 11, 83334).convert("100") == 100
+
+
+def test_millivolt_cells_to_volt(catalog: Catalog) -> None:
+    assert spec_of(catalog, 43, 58610).convert("3312") == 3.312
+
+
+@pytest.mark.parametrize("raw", [None, "--", "", "  ", "-", "null", "NaN", "inf", "abc", "12a",
+                                 True, [], {}, float("nan")])
+def test_missing_or_junk_is_none(catalog: Catalog, raw: object) -> None:
+    assert spec_of(catalog, 11, 83022).convert(raw) is None
+
+
+def test_float_noise_is_removed() -> None:
+    assert plain(scale=0.1).convert("3") == 0.3
+    assert plain(scale=0.001).convert("1234567890123") == 1234567890.123
+    assert plain(scale=100).convert("0.07") == 7
+
+
+def test_enum_labels(catalog: Catalog) -> None:
+    status = spec_of(catalog, 14, 13146)
+    assert status.convert("5120") == "Standby"
+    assert status.convert(5120) == "Standby"
+    assert status.convert("5120.0") == "Standby"
+    assert status.convert("0") == "Grid-connected operation"
+    assert status.convert("77777") == "77777"          # unknown code stays visible
+    assert status.convert("Standby") == "Standby"      # already a label
+    assert status.convert("garbage") is None
+    assert status.convert("--") is None
+    assert spec_of(catalog, 1, 29).convert("32768") == "Shut down"
+
+
+def test_text_points_pass_through(catalog: Catalog) -> None:
+    card = spec_of(catalog, 22, 23008)
+    assert card.convert(" 89860012345 ") == "89860012345"
+    assert card.convert("--") is None
+    battery_status = spec_of(catalog, 43, 58608)
+    assert battery_status.convert(3) == "3"
+
+
+def test_unitless_numbers_stay_numbers(catalog: Catalog) -> None:
+    signal = spec_of(catalog, 22, 23014)
+    assert signal.convert("-67") == -67
+    assert signal.convert("strong") is None
+    assert spec_of(catalog, 14, 13013).convert("0.998") == 0.998
+
+
+def test_api_key_has_p_prefix() -> None:
+    assert plain(point_id=13141).api_key == "p13141"
