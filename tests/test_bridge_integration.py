@@ -213,7 +213,7 @@ def test_refresh_of_one_plant_and_of_an_unknown_plant(running, probe, base_topic
     (json.dumps({"ps_id": "abc"}).encode(), "ps_id must be"),
     (json.dumps({"colour": "red"}).encode(), "unknown field 'colour'"),
     (b"x" * 5000, "too large"),
-])
+], ids=["bad-json", "array", "binary", "bad-ps-id", "unknown-field", "oversized"])
 def test_malformed_requests_get_an_error_and_the_bridge_stays_up(
         running, probe, base_topic, payload, message):
     ready(probe, base_topic)

@@ -263,7 +263,7 @@ class _Entry:
     problems: _Problems
 
     def where_for(self, reader: _Problems) -> str:
-        """This entry's location as seen from a message about ``reader``'s file."""
+        """Location of the entry as seen from a message about ``reader``'s file."""
         if reader is self.problems:
             return self.where
         return f"{self.problems.file}: {self.where}"

@@ -17,7 +17,6 @@ __all__ = ["open_points_to_yaml", "sentence_case", "snake_key"]
 log = logging.getLogger(__name__)
 
 _MAX_KEY_LENGTH = 60
-_WORD = re.compile(r"\S+")
 _PLAIN_SAFE = re.compile(r"^[A-Za-z][\w .()/°²-]*$")
 
 
@@ -42,10 +41,9 @@ def _sentence_word(word: str) -> str:
 
 def sentence_case(name: str) -> str:
     """HA wants entity names in sentence case: "Total Active Power" -> "Total active power"."""
-    text = " ".join(name.split())
-    words = _WORD.findall(text)
+    words = name.split()
     if not words:
-        return text
+        return ""
     first = words[0][:1].upper() + words[0][1:]
     return " ".join([first] + [_sentence_word(word) for word in words[1:]])
 

@@ -79,7 +79,7 @@ class PointSpec:
     precision: Optional[int]
     enabled: bool
     category: Optional[str]
-    options: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict, hash=False)
     source: str = ""
 
     @property
