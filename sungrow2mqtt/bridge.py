@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Set
 
 import schedule
@@ -24,6 +25,7 @@ from sungrow2mqtt.config import Config
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 from sungrow2mqtt.isolarcloud.errors import ApiError, LoginError, RateLimitError
+from sungrow2mqtt.health import write_status
 from sungrow2mqtt.history import fetch_history
 from sungrow2mqtt.model import (
     PLANT_DEVICE_TYPE,
@@ -80,6 +82,7 @@ class Bridge:
 
     def __init__(self, config: Config, client: IsolarCloudClient, catalog: Catalog,
                  mqtt: MqttConnection, *, stop_event: Optional[threading.Event] = None,
+                 status_file: Optional[Path] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.client = client
@@ -87,6 +90,7 @@ class Bridge:
         self.mqtt = mqtt
         self.topics = Topics(config.mqtt.base_topic, config.homeassistant.prefix)
         self._clock = clock
+        self._status_file = status_file
         self.devices: Dict[str, Device] = {}
         self.values: Dict[str, Dict[str, Any]] = {}
         self.faults: Dict[str, List[Dict[str, Any]]] = {}
@@ -198,6 +202,20 @@ class Bridge:
                 "rate_limited_until": _iso(self._blocked_until),
             }
         self.mqtt.publish(self.topics.bridge_info, info, retain=True)
+        if self._status_file is not None:
+            self._write_status(info)
+
+    def _write_status(self, info: Mapping[str, Any]) -> None:
+        """Keep the local status file fresh for ``sungrow2mqtt health``."""
+        try:
+            write_status(self._status_file, {  # type: ignore[arg-type]
+                "mqtt_connected": self.mqtt.connected,
+                "cloud_ok": all(o.ok is not False for o in self.outcomes.values()),
+                "last_poll": info["last_poll"]})
+        except OSError as exc:
+            log.warning("Cannot write status file %s (%s)", self._status_file,
+                        exc.strerror or type(exc).__name__)
+            self._status_file = None
 
     def _announce(self, configs: Mapping[str, Any]) -> None:
         if not self.config.homeassistant.discovery:
@@ -354,6 +372,7 @@ class Bridge:
         outcome = self.outcomes.setdefault(kind, PollOutcome())
         if self._blocked_until and now < self._blocked_until:
             log.debug("Skipping %s poll: cloud paused until %s", kind, _iso(self._blocked_until))
+            self.publish_info()
             return None
         before = self.client.transport.stats.total
         started = self._clock()

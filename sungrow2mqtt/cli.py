@@ -148,6 +148,105 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     return EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace, config: Optional[Config]) -> int:
+    """Write the annotated example configuration (stdout, or a new file with mode 0600)."""
+    from sungrow2mqtt.config import example_config_text
+
+    text = example_config_text()
+    if not args.output or args.output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    if os.path.exists(args.output) and not args.force:
+        fail(f"{args.output} exists; use --force to overwrite it")
+        return EXIT_CONFIG
+    fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"Wrote {args.output}: fill in the isolarcloud section, then run "
+          f"'sungrow2mqtt check -c {args.output}'", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, config: Config) -> int:
+    """Download a device's history (any range, split into the document's windows)."""
+    import csv
+    import json
+
+    from sungrow2mqtt.catalog import load_catalog
+    from sungrow2mqtt.commands import BadRequest, parse_request
+    from sungrow2mqtt.history import fetch_history_range
+    from sungrow2mqtt.model import device_from_row, plant_from_row
+    from sungrow2mqtt.service import make_client
+
+    request = {"ps_key": args.ps_key, "points": args.points, "start": args.start,
+               "end": args.end, "interval": args.interval}
+    try:
+        params = parse_request("history", json.dumps(request).encode()).params
+    except BadRequest as exc:
+        fail(str(exc))
+        return EXIT_CONFIG
+    catalog = load_catalog(config.points.catalog)
+    client = make_client(config.isolarcloud, max_retries=2)
+    try:
+        ps_id = args.ps_key.split("_")[0]
+        row = next((p for p in client.get_power_station_list()
+                    if str(p.get("ps_id")) == ps_id), None)
+        if row is None:
+            fail(f"plant {ps_id} (from --ps-key) is not in this account")
+            return EXIT_FAILURE
+        plant = plant_from_row(row, catalog.device_type_name(11))
+        device_type = int(args.ps_key.split("_")[1])
+        device = plant if args.ps_key == plant.ps_key else device_from_row(
+            {"ps_key": args.ps_key, "device_type": device_type}, plant,
+            catalog.device_type_name(device_type))
+
+        def progress(done: int, total: int) -> None:
+            if total > 1:
+                print(f"\rdownloading window {done}/{total}", end="" if done < total else "\n",
+                      file=sys.stderr, flush=True)
+        result = fetch_history_range(client, catalog, device, params, progress)
+    finally:
+        client.close()
+    if args.format == "json":
+        json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    keys = list(result["series"])
+    rows: Dict[Any, Dict[str, Any]] = {}
+    for key in keys:
+        for sample in result["series"][key]:
+            rows.setdefault(sample["time"], {})[key] = sample["value"]
+    units = {k: result["points"][k].get("unit") for k in keys}
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["time"] + [f"{k} ({units[k]})" if units[k] else k for k in keys])
+    for moment in sorted(rows, key=str):
+        writer.writerow([moment] + [rows[moment].get(k, "") for k in keys])
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace, config: Config) -> int:
+    """Exit 0 when the running bridge is alive and connected (for Docker's HEALTHCHECK)."""
+    from sungrow2mqtt.health import check_health
+
+    healthy, reason = check_health(config)
+    print(("healthy: " if healthy else "unhealthy: ") + reason)
+    return EXIT_OK if healthy else EXIT_FAILURE
+
+
+def cmd_demo(args: argparse.Namespace, config: Optional[Config]) -> int:
+    """Simulator + embedded broker + bridge, showing what is published."""
+    from sungrow2mqtt.demo import run_demo
+
+    broker = None
+    if args.broker:
+        host, _, port = args.broker.rpartition(":")
+        if not host or not port.isdigit():
+            fail(f"--broker: expected HOST:PORT, got {args.broker!r}")
+            return EXIT_CONFIG
+        broker = (host, int(port))
+    return run_demo(broker, args.duration, sys.stdout)
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, Any], int]
@@ -199,6 +298,28 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--encrypted", action="store_true",
                           help="require encrypted calls (appendix 4-7); prints the public key")
     simulate.add_argument("--public-key-file", help="also write the RSA public key here")
+    demo = add("demo", cmd_demo, "try everything locally: simulator, embedded broker, bridge",
+               "sungrow2mqtt demo   (or: sungrow2mqtt demo --broker localhost:1883)", [common])
+    demo.add_argument("--broker", help="use this broker (HOST:PORT) instead of the embedded one")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    init = add("init", cmd_init, "write the annotated example configuration",
+               "sungrow2mqtt init -o config.yaml", [common])
+    init.add_argument("-o", "--output", help="file to write (default: standard output)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    history = add("history", cmd_history, "download a device's history as CSV or JSON",
+                  "sungrow2mqtt history -c config.yaml --ps-key 1563218_11_0_0 --points 83022 "
+                  "--from 2026-01-01 --to 2026-11-24 --interval day", [with_config])
+    history.add_argument("--ps-key", required=True, help="device ps_key (see 'check')")
+    history.add_argument("--points", required=True,
+                         help="comma-separated point ids, e.g. 83022,83024")
+    history.add_argument("--from", dest="start", required=True,
+                         help="start: 2026-11-24T10:00 (minute), 2026-11-01 (day), 2026-01 "
+                              "(month), 2020 (year)")
+    history.add_argument("--to", dest="end", required=True, help="end, same format as --from")
+    history.add_argument("--interval", required=True, choices=["minute", "day", "month", "year"])
+    history.add_argument("--format", choices=["csv", "json"], default="csv")
+    add("health", cmd_health, "exit 0 if the running bridge is alive and connected",
+        "sungrow2mqtt health -c /config/config.yaml", [with_config])
     return parser
 
 

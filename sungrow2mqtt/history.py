@@ -5,10 +5,14 @@ Shared by the ``history`` MQTT request and the ``history`` CLI command.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from sungrow2mqtt.catalog import Catalog
-from sungrow2mqtt.isolarcloud.client import HISTORY_QUERY_TYPES, IsolarCloudClient
+from sungrow2mqtt.isolarcloud.client import (
+    HISTORY_QUERY_TYPES,
+    MAX_MINUTE_WINDOW,
+    IsolarCloudClient,
+)
 from sungrow2mqtt.model import Device
 
 _MINUTE_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
@@ -90,3 +94,55 @@ def _value(spec: Any, raw: Any) -> Any:
         return float(raw)
     except (TypeError, ValueError):
         return None
+
+
+def split_range(interval: str, start: str, end: str) -> List[Tuple[str, str]]:
+    """Consecutive windows within the document's limits covering ``start``..``end``.
+
+    For downloads longer than one call may ask for (3 h of minutes, 100 days, 24 months,
+    5 years); the windows share no sample, so merged series have no duplicates.
+    """
+    if interval == "minute":
+        first, last = _parse(start, _MINUTE_FORMATS, "start"), _parse(end, _MINUTE_FORMATS, "end")
+        windows, step = [], MAX_MINUTE_WINDOW
+        while first < last:
+            stop = min(first + step, last)
+            windows.append((first.strftime("%Y%m%d%H%M%S"), stop.strftime("%Y%m%d%H%M%S")))
+            first = stop + dt.timedelta(minutes=1)
+        return windows
+    query_type, formats, api_format, _ = _PERIODS[interval]
+    limit = HISTORY_QUERY_TYPES[query_type][1]
+    first, last = _parse(start, formats, "start"), _parse(end, formats, "end")
+    windows = []
+    while first <= last:
+        stop = min(_advance(first, interval, limit - 1), last)
+        windows.append((first.strftime(api_format), stop.strftime(api_format)))
+        first = _advance(stop, interval, 1)
+    return windows
+
+
+def _advance(moment: dt.datetime, interval: str, count: int) -> dt.datetime:
+    if interval == "day":
+        return moment + dt.timedelta(days=count)
+    if interval == "month":
+        months = moment.year * 12 + moment.month - 1 + count
+        return moment.replace(year=months // 12, month=months % 12 + 1)
+    return moment.replace(year=moment.year + count)
+
+
+def fetch_history_range(client: IsolarCloudClient, catalog: Catalog, device: Device,
+                        params: Mapping[str, Any],
+                        progress: Callable[[int, int], None] = lambda done, total: None
+                        ) -> Dict[str, Any]:
+    """:func:`fetch_history` over any range, one window at a time, calling ``progress``."""
+    windows = split_range(params["interval"], params["start"], params["end"])
+    merged: Dict[str, Any] = {}
+    for number, (start, end) in enumerate(windows, 1):
+        part = fetch_history(client, catalog, device, {**params, "start": start, "end": end})
+        if not merged:
+            merged = part
+        else:
+            for key, rows in part["series"].items():
+                merged["series"][key].extend(rows)
+        progress(number, len(windows))
+    return merged

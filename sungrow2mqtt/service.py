@@ -15,6 +15,7 @@ from sungrow2mqtt.bridge import Bridge
 from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.config import Config, IsolarCloudConfig
 from sungrow2mqtt.discovery import Topics
+from sungrow2mqtt.health import status_path
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Transport
@@ -49,7 +50,7 @@ class Service:
         topics = Topics(config.mqtt.base_topic, config.homeassistant.prefix)
         self.mqtt = MqttConnection(config.mqtt, topics.bridge_state)
         self.bridge = Bridge(config, self.client, self.catalog, self.mqtt,
-                             stop_event=self.stop_event)
+                             stop_event=self.stop_event, status_file=status_path(config))
         self.bridge.attach()
 
     def run_once(self) -> int:

@@ -57,16 +57,7 @@ class TokenStore:
         """Write the token atomically with mode 0600; a failure is logged, never raised."""
         payload = json.dumps({"owner": self._owner, "token": token, "saved_at": int(time.time())})
         try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".token-", dir=str(self.path.parent))
-            try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(payload)
-                os.replace(tmp, self.path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
+            atomic_write(self.path, payload)
         except OSError as exc:
             log.warning("Cannot write token file %s (%s); the token is kept in memory only",
                         self.path, exc.strerror or type(exc).__name__)
@@ -80,3 +71,17 @@ class TokenStore:
         except OSError as exc:
             log.warning("Cannot remove token file %s (%s)", self.path,
                         exc.strerror or type(exc).__name__)
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: mode 0600, parent directory created 0700."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=str(path.parent))
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,48 @@
+"""A status file the running bridge keeps fresh, and the ``health`` check that reads it.
+
+Docker's HEALTHCHECK and monitoring scripts need a cheap, local answer to "is the bridge alive and
+connected?"; the file sits next to the token file and names no secret.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+from sungrow2mqtt.config import Config
+from sungrow2mqtt.isolarcloud.token_store import atomic_write
+
+MIN_MAX_AGE = 900.0   # seconds a status may be old before the bridge counts as stuck
+
+
+def status_path(config: Config) -> Optional[Path]:
+    """Where the status file lives (beside the token file), or None when that is disabled."""
+    token_file = config.isolarcloud.token_file
+    return token_file.with_name("status.json") if token_file else None
+
+
+def write_status(path: Path, status: Mapping[str, Any]) -> None:
+    """Write the status atomically, stamped with the time."""
+    atomic_write(path, json.dumps({**status, "written_at": time.time()}))
+
+
+def check_health(config: Config, now: Optional[float] = None) -> Tuple[bool, str]:
+    """(healthy, reason): the status is fresh and the broker connection is up."""
+    path = status_path(config)
+    if path is None:
+        return False, "isolarcloud.token_file is disabled, so there is no status file to read"
+    try:
+        status: Dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return False, f"no status file at {path} (is the bridge running?)"
+    except (OSError, ValueError) as exc:
+        return False, f"cannot read {path}: {type(exc).__name__}"
+    age = (now or time.time()) - float(status.get("written_at", 0))
+    max_age = max(MIN_MAX_AGE, 3.0 * config.polling.realtime)
+    if age > max_age:
+        return False, f"status is {age:.0f} s old (more than {max_age:.0f} s): the bridge is stuck"
+    if not status.get("mqtt_connected"):
+        return False, "not connected to the MQTT broker"
+    cloud = status.get("cloud_ok")
+    return True, "ok" + ("" if cloud is not False else " (but the last cloud poll failed)")
