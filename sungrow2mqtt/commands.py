@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from sungrow2mqtt.errors import Sungrow2MqttError
 
@@ -52,7 +52,7 @@ def _ps_key(value: Any) -> str:
     return value
 
 
-def _points(value: Any) -> list:
+def _points(value: Any) -> List[str]:
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
         raise ValueError("points must be a non-empty list (or comma-separated string) of point "
@@ -139,7 +139,7 @@ def _json_object(name: str, payload: bytes) -> Dict[str, Any]:
         return {}
     try:
         body = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise BadRequest(name, f"payload is not valid JSON ({exc.msg} at position "
                                f"{exc.pos}); send a JSON object") from None
     if not isinstance(body, dict):

@@ -123,7 +123,7 @@ class Watcher:
                 self._print(f"{self.prefix}/…/config", f"{self.discovery_configs} Home Assistant "
                                                        "discovery configs so far")
             return
-        self._print(msg.topic, self.describe(msg.topic, msg.payload))
+        self._print(msg.topic, self.describe(msg.topic, bytes(msg.payload)))
 
     def describe(self, topic: str, payload: bytes) -> str:
         """A state as ``key=value unit`` pairs; anything else as compact text."""

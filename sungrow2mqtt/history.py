@@ -25,7 +25,7 @@ _PERIODS = {
 }
 
 
-def _parse(text: str, formats: tuple, field: str) -> dt.datetime:
+def _parse(text: str, formats: Tuple[str, ...], field: str) -> dt.datetime:
     for fmt in formats:
         try:
             return dt.datetime.strptime(text.strip(), fmt)

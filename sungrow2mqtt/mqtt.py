@@ -88,7 +88,7 @@ class MqttConnection:
             return self._cond.wait_for(lambda: self._connected, timeout)
 
     def subscribe(self, topic: str, handler: MessageHandler) -> None:
-        """Call ``handler`` for messages on ``topic`` (wildcards allowed), now and after reconnects."""
+        """Call ``handler`` for messages on ``topic`` (wildcards allowed), also after reconnects."""
         self._handlers[topic] = handler
         if self._connected:
             self._client.subscribe(topic, qos=1)
@@ -188,6 +188,6 @@ class MqttConnection:
         for pattern, handler in list(self._handlers.items()):
             if paho.topic_matches_sub(pattern, message.topic):
                 try:
-                    handler(message.topic, message.payload, bool(message.retain))
+                    handler(message.topic, bytes(message.payload), bool(message.retain))
                 except Exception:  # the bridge must never die on a message
                     log.exception("Error handling MQTT message on %s", message.topic)

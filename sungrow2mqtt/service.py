@@ -54,7 +54,7 @@ class Service:
         self.bridge.attach()
 
     def run_once(self) -> int:
-        """One full cycle (devices, states, faults), acknowledged by the broker; 0 if all went well."""
+        """One full cycle (devices, states, faults) acked by the broker; 0 if all went well."""
         self.mqtt.start()
         try:
             if not self.mqtt.wait_connected(CONNECT_TIMEOUT):

@@ -13,7 +13,6 @@ import time
 import pytest
 import yaml
 
-from conftest import Broker
 from sungrow2mqtt.config import load_config
 from sungrow2mqtt.simulator import SimulatorServer
 from test_cli import ENV, run_cli, write_config

@@ -1,1 +1,1 @@
-"""A client library for the SUNGROW iSolarCloud Open API; knows nothing of MQTT or Home Assistant."""
+"""A client library for the SUNGROW iSolarCloud Open API; knows nothing of MQTT or HA."""

@@ -226,7 +226,8 @@ class IsolarCloudClient:
             params["rel_state"] = str(rel_state)
         return params
 
-    def get_device_list(self, ps_id: Union[int, str], *, device_types: Optional[Iterable[int]] = None,
+    def get_device_list(self, ps_id: Union[int, str], *,
+                        device_types: Optional[Iterable[int]] = None,
                         virtual: bool = False, rel_state: Optional[int] = None,
                         firmware: bool = True) -> List[Row]:
         """2.5: devices of a plant (``virtual`` lists the plant and other virtual devices)."""
@@ -297,7 +298,7 @@ class IsolarCloudClient:
         self, ps_keys: Sequence[str], points: Iterable[Union[int, str]], start: dt.datetime,
         end: dt.datetime, minute_interval: int = 5,
     ) -> HistoryResult:
-        """2.7: 5-minute (or coarser) samples, window at most 3 hours; split per 50 devices/49 points.
+        """2.7: 5-minute samples, window at most 3 hours; split per 50 devices / 49 points.
 
         ``start``/``end`` are in the plant's local time, as the service expects.
         """

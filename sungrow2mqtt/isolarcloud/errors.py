@@ -152,10 +152,10 @@ def error_for_code(
     text = f"{endpoint}: {code} {meaning}"
     if message and message not in (name, meaning, "success"):
         text += f" ({message[:200]})"
-    kwargs = dict(endpoint=endpoint, result_code=code, meaning=meaning,
-                  req_serial_num=req_serial_num)
     if cls is RateLimitError:
         retry_at = next_rate_limit_window(code, dt.datetime.now(dt.timezone.utc))
         return RateLimitError(f"{text}; retry after {retry_at.isoformat(timespec='seconds')}",
-                              retry_at=retry_at, **kwargs)
-    return cls(text, **kwargs)
+                              retry_at=retry_at, endpoint=endpoint, result_code=code,
+                              meaning=meaning, req_serial_num=req_serial_num)
+    return cls(text, endpoint=endpoint, result_code=code, meaning=meaning,
+               req_serial_num=req_serial_num)

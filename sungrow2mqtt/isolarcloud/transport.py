@@ -292,7 +292,7 @@ class Transport:
         return self._clock_offset_ms
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _rate_limit_pause(self) -> float:
