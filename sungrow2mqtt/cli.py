@@ -224,11 +224,11 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def cmd_health(args: argparse.Namespace, config: Config) -> int:
+def cmd_health(args: argparse.Namespace, config: Optional[Config]) -> int:
     """Exit 0 when the running bridge is alive and connected (for Docker's HEALTHCHECK)."""
-    from sungrow2mqtt.health import check_health
+    from sungrow2mqtt.health import check_health, load_config_for_health
 
-    healthy, reason = check_health(config)
+    healthy, reason = check_health(load_config_for_health(args.config))
     print(("healthy: " if healthy else "unhealthy: ") + reason)
     return EXIT_OK if healthy else EXIT_FAILURE
 
@@ -318,8 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--to", dest="end", required=True, help="end, same format as --from")
     history.add_argument("--interval", required=True, choices=["minute", "day", "month", "year"])
     history.add_argument("--format", choices=["csv", "json"], default="csv")
-    add("health", cmd_health, "exit 0 if the running bridge is alive and connected",
-        "sungrow2mqtt health -c /config/config.yaml", [with_config])
+    health = add("health", cmd_health, "exit 0 if the running bridge is alive and connected",
+                 "sungrow2mqtt health -c /config/config.yaml", [with_config])
+    health.set_defaults(needs_config=False)     # reads the file itself, without the secrets
     return parser
 
 

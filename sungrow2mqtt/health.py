@@ -6,11 +6,12 @@ connected?"; the file sits next to the token file and names no secret.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
-from sungrow2mqtt.config import Config
+from sungrow2mqtt.config import Config, load_config
 from sungrow2mqtt.isolarcloud.token_store import atomic_write
 
 MIN_MAX_AGE = 900.0   # seconds a status may be old before the bridge counts as stuck
@@ -46,3 +47,32 @@ def check_health(config: Config, now: Optional[float] = None) -> Tuple[bool, str
         return False, "not connected to the MQTT broker"
     cloud = status.get("cloud_ok")
     return True, "ok" + ("" if cloud is not False else " (but the last cloud poll failed)")
+
+
+class _EnvironmentWithPlaceholders(Mapping[str, str]):
+    """The environment, where unset variables read as a placeholder.
+
+    A health check needs the token file location and the polling interval, not the secrets;
+    Docker's HEALTHCHECK or a monitoring user may not have them set.
+    """
+
+    def __init__(self, real: Mapping[str, str]) -> None:
+        self._real = real
+
+    def __getitem__(self, name: str) -> str:
+        return self._real.get(name, "unset-for-health-check")
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._real)
+
+    def __len__(self) -> int:
+        return len(self._real)
+
+
+def load_config_for_health(path: str) -> Config:
+    """The configuration, without needing the secrets' environment variables."""
+    return load_config(path, environ=_EnvironmentWithPlaceholders(os.environ))
+

@@ -134,6 +134,8 @@ class MqttConnection:
         if self._connected:
             self.publish(self.state_topic, OFFLINE, retain=True)
             self.wait_published(timeout)
+        with self._cond:
+            self._connected = False      # other threads stop publishing before we disconnect
         self._client.disconnect()
         self._client.loop_stop()
 

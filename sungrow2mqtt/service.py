@@ -81,6 +81,7 @@ class Service:
         self.stop_event.wait()
         log.info("Stopping")
         self.mqtt.stop()
+        self.bridge.publish_info()        # the status file now says "not connected"
         worker.join(timeout=1.0)
         self.client.close()
         return 0

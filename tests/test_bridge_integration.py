@@ -11,58 +11,18 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Dict, Iterator, List
 
 import pytest
 import yaml
 
+from bridge_harness import Running, config_dict, configs, ready
 from conftest import Broker
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.catalog import load_catalog
-from sungrow2mqtt.config import parse_config
-from sungrow2mqtt.service import Service
-from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, SimulatorServer
+from sungrow2mqtt.simulator import SimulatorServer
 
 CATALOG = load_catalog()
-
-
-def config_dict(sim: SimulatorServer, port: int, base: str, tmp: Path, **extra: Any) -> Dict:
-    data = {
-        "isolarcloud": {"server": sim.url, "appkey": DEFAULT_CREDENTIALS.appkey,
-                        "access_key": DEFAULT_CREDENTIALS.access_key,
-                        "username": DEFAULT_CREDENTIALS.username,
-                        "password": DEFAULT_CREDENTIALS.password,
-                        "rsa_public_key": sim.public_key,
-                        "token_file": str(tmp / "token.json"), "timeout": 2},
-        "mqtt": {"host": "127.0.0.1", "port": port, "base_topic": base,
-                 "client_id": "s2m-" + base[-8:]},
-        "homeassistant": {"prefix": f"{base}_ha", "status_topic": f"{base}_ha/status"},
-        "polling": {"realtime": 3600, "faults": 3600, "devices": 7200,
-                    "min_refresh_spacing": 0.5},
-    }
-    for section, values in extra.items():
-        if isinstance(values, dict):
-            data.setdefault(section, {}).update(values)
-        else:
-            data[section] = values
-    return data
-
-
-class Running:
-    """A bridge service running in this process (worker thread) until stopped."""
-
-    def __init__(self, config: Dict, tmp: Path) -> None:
-        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
-        self.base = config["mqtt"]["base_topic"]
-        self.prefix = config["homeassistant"]["prefix"]
-        self.service.mqtt.start()
-        self.thread = threading.Thread(target=self.service.bridge.run_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.service.stop_event.set()
-        self.service.mqtt.stop()
-        self.thread.join(5)
 
 
 @pytest.fixture
@@ -83,20 +43,6 @@ def probe(broker, base_topic) -> Iterator[MqttProbe]:
     client = MqttProbe(broker.port, f"{base_topic}/#", f"{base_topic}_ha/#")
     yield client
     client.close()
-
-
-def ready(probe: MqttProbe, base: str) -> Dict:
-    """Wait until the first cycle published states and faults; return bridge/info."""
-    probe.wait_for(lambda p: any(t.endswith("/faults") for t in p.messages), 30, "first cycle")
-    probe.wait_for(lambda p: (f"{base}/bridge/info" in p.messages and
-                              json.loads(p.messages[f"{base}/bridge/info"])["last_poll"]
-                              ["faults"]["outcome"] == "ok"), 30, "bridge/info after faults")
-    return probe.json(f"{base}/bridge/info")
-
-
-def configs(probe: MqttProbe, prefix: str) -> Dict[str, Dict]:
-    return {t: json.loads(p) for t, p in probe.messages.items()
-            if t.startswith(prefix + "/") and t.endswith("/config") and p}
 
 
 def test_every_value_arrives_once_in_catalog_units_with_a_discovery_config(

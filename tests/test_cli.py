@@ -147,3 +147,16 @@ def test_version_and_help():
     for command in ("run", "check", "points", "simulate"):
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "example:" in result.stdout
+
+
+def test_points_prints_catalog_yaml_that_loads_as_a_user_catalog(tmp_path):
+    from sungrow2mqtt.catalog import load_catalog
+    with SimulatorServer() as sim:
+        result = run_cli("points", "-c", str(write_config(tmp_path, sim.url)),
+                         "--device-type", "14", env=ENV)
+    assert result.returncode == 0, result.stderr
+    user_file = tmp_path / "my_points.yaml"
+    user_file.write_text(result.stdout)
+    catalog = load_catalog(user_file)
+    assert len(catalog.for_device_type(14)) >= len(load_catalog().for_device_type(14))
+    assert "device_types:" in result.stdout

@@ -89,9 +89,13 @@ def test_health_reflects_the_status_file(tmp_path, broker):
                 time.sleep(0.5)
                 result = run_cli("health", "-c", str(path), env=ENV)
             assert result.returncode == 0 and result.stdout.startswith("healthy")
+            without_secrets = run_cli("health", "-c", str(path))    # SIM_PASSWORD unset
+            assert without_secrets.returncode == 0, without_secrets.stdout
         finally:
             process.terminate()
             process.wait(10)
+        after = run_cli("health", "-c", str(path), env=ENV)
+        assert after.returncode == 1 and "not connected" in after.stdout
 
 
 def test_demo_runs_and_shows_readable_values(broker):

@@ -1,0 +1,547 @@
+"""Shared setup of the benchmarks: simulator process, mosquitto, bridge, recorder, stats, tables.
+
+The simulator runs in a child process (``python benchmarks/_harness.py simulate ...``) so that the
+CPU time, RSS, threads and file descriptors measured in the benchmark process belong to the bridge
+alone; it is steered through the simulator's HTTP control surface (``/_sim/...``).
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:   # `python benchmarks/NAME.py` puts only benchmarks/ on the path
+    sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as paho  # noqa: E402
+import requests  # noqa: E402
+import yaml  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+
+from sungrow2mqtt.config import parse_config  # noqa: E402
+from sungrow2mqtt.service import Service  # noqa: E402
+from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, Fleet, SimulatorServer  # noqa: E402
+
+# A simulator without the gateway's burst limiter and hourly quota, so loops measure the bridge.
+UNLIMITED_BURST = 1_000_000
+UNLIMITED_QUOTA = 1_000_000_000
+# The simulator's own defaults, modelled on the real gateway's X-Ratelimit headers.
+GATEWAY_BURST, GATEWAY_RATE, GATEWAY_QUOTA = 15, 10.0, 10_000
+
+FLEETS: Tuple[str, ...] = ("1", "10", "100", "default")
+
+
+def fleet_label(spec: str) -> str:
+    """Human name of a fleet spec, for table rows."""
+    return "default fleet" if spec == "default" else f"{spec} device(s)"
+
+
+def make_fleet(spec: str, seed: int = 0) -> Fleet:
+    """``default`` is the simulator's two demo plants; a number N is ``Fleet.synthetic(N)``."""
+    return Fleet.default() if spec == "default" else Fleet.synthetic(int(spec), seed)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Benchmarks print figures, not the bridge's INFO chatter."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("sungrow2mqtt").setLevel(logging.WARNING)
+
+
+# -- ports and processes ----------------------------------------------------------------------
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts connections on the loopback port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout:g} s")
+
+
+def end_process(process: "subprocess.Popen[Any]", timeout: float = 10.0) -> Optional[int]:
+    """SIGTERM, then SIGKILL if it does not go; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=timeout)
+    return process.returncode
+
+
+def child_env() -> Dict[str, str]:
+    """Environment for child Pythons: the repository importable without installing it."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def mosquitto_binary() -> str:
+    """Path of the mosquitto broker (PATH, then the Debian location)."""
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)),
+        None)
+    if not found:
+        raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
+    return found
+
+
+class Mosquitto:
+    """A throw-away mosquitto on a free loopback port, without persistence."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: Optional["subprocess.Popen[bytes]"] = None
+
+    def __enter__(self) -> "Mosquitto":
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        "persistence false\n")
+        self.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            end_process(self.process)
+
+
+class SimulatorProcess:
+    """The Open API simulator in a child process, steered over its ``/_sim/`` control surface."""
+
+    def __init__(self, fleet: str = "default", *, seed: int = 0, burst: int = UNLIMITED_BURST,
+                 rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA) -> None:
+        self.args = ["--fleet", fleet, "--seed", str(seed), "--burst", str(burst),
+                     "--rate", str(rate), "--quota", str(quota)]
+        self.process: Optional["subprocess.Popen[str]"] = None
+        self.url = ""
+        self._http = requests.Session()
+
+    def __enter__(self) -> "SimulatorProcess":
+        self.process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "simulate", *self.args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env())
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the simulator process did not start")
+        self.url = json.loads(line)["url"]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._http.close()
+        if self.process is not None:
+            if self.process.stdin is not None:
+                self.process.stdin.close()       # the child exits when its stdin closes
+            end_process(self.process)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+    def _control(self, method: str, action: str, payload: Optional[Dict[str, Any]] = None
+                 ) -> Any:
+        reply = self._http.request(method, f"{self.url}/_sim/{action}", json=payload or {},
+                                   timeout=10)
+        reply.raise_for_status()
+        return reply.json()
+
+    def calls(self) -> Dict[str, int]:
+        """Requests per endpoint the simulator has served (failed ones included)."""
+        return dict(self._control("GET", "calls"))
+
+    def reset_counts(self) -> None:
+        """Zero the simulator's call counts."""
+        self._control("POST", "reset-counts")
+
+    def fail_next(self, count: int, mode: str, code: Optional[str] = None,
+                  delay: Optional[float] = None) -> None:
+        """Make the next ``count`` Open API requests fail as ``mode`` says."""
+        self._control("POST", "fail", {"count": count, "mode": mode, "code": code,
+                                       "delay": delay})
+
+    def add_fault(self, ps_key: str, code: int, name: str, fault_type: int = 1,
+                  fault_level: int = 1) -> str:
+        """Raise a fault on a device; returns its id."""
+        return str(self._control("POST", "faults", {
+            "ps_key": ps_key, "code": code, "name": name, "fault_type": fault_type,
+            "fault_level": fault_level})["id"])
+
+    def clear_fault(self, fault_id: str) -> None:
+        """Close a fault raised with :meth:`add_fault`."""
+        reply = self._http.delete(f"{self.url}/_sim/faults/{fault_id}", timeout=10)
+        if reply.status_code not in (200, 404):
+            reply.raise_for_status()
+
+
+def _simulate_main(argv: Sequence[str]) -> int:
+    """Child side of :class:`SimulatorProcess`: serve until stdin closes or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="_harness.py simulate")
+    parser.add_argument("--fleet", default="default")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--burst", type=int, default=GATEWAY_BURST)
+    parser.add_argument("--rate", type=float, default=GATEWAY_RATE)
+    parser.add_argument("--quota", type=int, default=GATEWAY_QUOTA)
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server = SimulatorServer(port=0, fleet=make_fleet(args.fleet, args.seed),
+                             burst_capacity=args.burst, replenish_rate=args.rate,
+                             hourly_quota=args.quota)
+    with server:
+        print(json.dumps({"url": server.url}), flush=True)
+        sys.stdin.read()
+    return 0
+
+
+# -- the bridge ---------------------------------------------------------------------------------
+
+def new_base_topic() -> str:
+    """A unique base topic, so no run sees another run's retained messages."""
+    return "s2m_bench_" + uuid.uuid4().hex[:8]
+
+
+def bridge_config(sim_url: str, broker_port: Optional[int], base: str, workdir: Path,
+                  **polling: Any) -> Dict[str, Any]:
+    """Raw configuration of a bridge for the simulator; polls are slow unless ``polling`` says."""
+    return {
+        "isolarcloud": {"server": sim_url, "appkey": DEFAULT_CREDENTIALS.appkey,
+                        "access_key": DEFAULT_CREDENTIALS.access_key,
+                        "username": DEFAULT_CREDENTIALS.username,
+                        "password": DEFAULT_CREDENTIALS.password,
+                        "token_file": str(workdir / f"token-{base}.json"), "timeout": 5},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port or free_port(), "base_topic": base,
+                 "client_id": "s2m-" + base[-8:]},
+        "homeassistant": {"prefix": f"{base}_ha", "status_topic": f"{base}_ha/status"},
+        "polling": {"realtime": 3600, "faults": 3600, "devices": 7200,
+                    "min_refresh_spacing": 0, **polling},
+        "logging": {"level": "WARNING"},
+    }
+
+
+def write_config(config: Dict[str, Any], workdir: Path) -> Path:
+    """The configuration as a private YAML file, for ``python -m sungrow2mqtt run -c``."""
+    path = workdir / f"config-{config['mqtt']['base_topic']}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+class InProcessBridge:
+    """A :class:`Service` in this process; MQTT and the worker thread only when asked for."""
+
+    def __init__(self, config: Dict[str, Any], workdir: Path) -> None:
+        self.service = Service(parse_config(config, "benchmark.yaml", base_dir=workdir))
+        self.bridge = self.service.bridge
+        self.client = self.service.client
+        self.base: str = config["mqtt"]["base_topic"]
+        self._mqtt_started = False
+        self._worker: Optional[threading.Thread] = None
+
+    def set_polling(self, **intervals: Any) -> None:
+        """Poll faster than the config schema allows (10 s minimum): only for benchmarks."""
+        config = self.bridge.config
+        self.bridge.config = dataclasses.replace(
+            config, polling=dataclasses.replace(config.polling, **intervals))
+
+    def connect(self, timeout: float = 10.0) -> None:
+        """Connect to the broker and wait until the connection is up."""
+        self.service.mqtt.start()
+        self._mqtt_started = True
+        if not self.service.mqtt.wait_connected(timeout):
+            raise RuntimeError("the bridge could not connect to the broker")
+
+    def start_worker(self) -> None:
+        """Run the bridge's own loop (first poll, schedule, requests) on a thread."""
+        self._worker = threading.Thread(target=self.bridge.run_forever, name="bridge",
+                                        daemon=True)
+        self._worker.start()
+
+    @property
+    def worker_alive(self) -> bool:
+        """Whether the worker thread is still running."""
+        return self._worker is not None and self._worker.is_alive()
+
+    def stop(self) -> None:
+        """Stop the worker, say offline, disconnect and close the HTTP pool."""
+        self.service.stop_event.set()
+        if self._mqtt_started:
+            self.service.mqtt.stop()
+        if self._worker is not None:
+            self._worker.join(10)
+        self.client.close()
+
+    def __enter__(self) -> "InProcessBridge":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class BridgeProcess:
+    """``python -m sungrow2mqtt run -c CONFIG`` as a child process, stopped with SIGTERM."""
+
+    def __init__(self, config_path: Path) -> None:
+        self.config_path = config_path
+        self.process: Optional["subprocess.Popen[bytes]"] = None
+        self.started_at = 0.0
+        self.exit_code: Optional[int] = None
+
+    def __enter__(self) -> "BridgeProcess":
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "sungrow2mqtt", "run", "-c", str(self.config_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(), cwd=ROOT)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.exit_code = end_process(self.process)
+
+
+class Recorder:
+    """An MQTT subscriber that keeps every message with its arrival time (monotonic).
+
+    With ``keep=False`` it only counts (a soak must not grow the process it measures) and hands
+    each message to ``hook``.
+    """
+
+    def __init__(self, port: int, *filters: str, keep: bool = True,
+                 hook: Optional[Callable[[str, bytes], None]] = None) -> None:
+        self.messages: List[Tuple[float, str, bytes]] = []
+        self._times: List[float] = []
+        self.received = 0
+        self._keep = keep
+        self._hook = hook
+        self._cond = threading.Condition()
+        self._subscribed = threading.Event()
+        self._filters = filters
+        self.client = paho.Client(CallbackAPIVersion.VERSION2,
+                                  client_id="bench-" + uuid.uuid4().hex[:8])
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *args: self._subscribed.set()
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        if not self._subscribed.wait(10):
+            raise RuntimeError("the recorder could not subscribe")
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
+                    properties: Any = None) -> None:
+        client.subscribe([(f, 1) for f in self._filters])
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._hook is not None:
+            self._hook(message.topic, message.payload)
+        with self._cond:
+            self.received += 1
+            if self._keep:
+                now = time.monotonic()
+                self.messages.append((now, message.topic, message.payload))
+                self._times.append(now)
+            self._cond.notify_all()
+
+    def wait_for(self, found: Callable[[List[Tuple[float, str, bytes]]], Any],
+                 timeout: float, what: str) -> Any:
+        """Wait until ``found(messages)`` is truthy and return it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                result = found(self.messages)
+                if result:
+                    return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
+                self._cond.wait(min(remaining, 0.2))
+
+    def first(self, topic: str, after: float, timeout: float = 30.0,
+              check: Callable[[bytes], bool] = lambda payload: True) -> Tuple[float, bytes]:
+        """(arrival, payload) of the first ``topic`` message after ``after``: latency endpoints."""
+        def scan(messages: List[Tuple[float, str, bytes]]) -> Optional[Tuple[float, bytes]]:
+            start = bisect.bisect_right(self._times, after)    # arrivals are in time order
+            return next(((t, p) for t, name, p in messages[start:]
+                         if name == topic and check(p)), None)
+        return self.wait_for(scan, timeout, f"a message on {topic}")
+
+    def publish(self, topic: str, payload: Any) -> None:
+        """Publish (QoS 1, not retained) and wait until the broker has it."""
+        data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        self.client.publish(topic, data, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wait_first_cycle(recorder: Recorder, base: str, after: float = 0.0,
+                     timeout: float = 60.0) -> Dict[str, Any]:
+    """Wait until bridge/info says the first faults poll went well; returns that info."""
+    topic = f"{base}/bridge/info"
+
+    def done(payload: bytes) -> bool:
+        return json.loads(payload)["last_poll"]["faults"]["outcome"] == "ok"
+    return dict(json.loads(recorder.first(topic, after, timeout, done)[1]))
+
+
+# -- process figures and statistics ---------------------------------------------------------------
+
+def proc_stats(pid: Optional[int] = None) -> Dict[str, int]:
+    """RSS (KiB, VmRSS), threads and open file descriptors of a process (default: this one)."""
+    where = f"/proc/{pid}" if pid else "/proc/self"
+    fields: Dict[str, int] = {}
+    with open(f"{where}/status", encoding="ascii") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "Threads"):
+                fields[name] = int(value.split()[0])
+    return {"rss_kib": fields["VmRSS"], "threads": fields["Threads"],
+            "fds": len(os.listdir(f"{where}/fd"))}
+
+
+def mib(kib: float) -> str:
+    """KiB as MiB with one decimal."""
+    return f"{kib / 1024:.1f}"
+
+
+def summary(values: Sequence[float]) -> Dict[str, float]:
+    """min, median, p95 (nearest rank), max and mean of samples."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(0.95 * len(ordered)))
+    return {"min": ordered[0], "median": statistics.median(ordered), "p95": ordered[rank - 1],
+            "max": ordered[-1], "mean": statistics.fmean(ordered)}
+
+
+def ms(seconds: float) -> str:
+    """Seconds as milliseconds with two decimals."""
+    return f"{seconds * 1000:.2f}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table, columns padded so it also reads well in a terminal."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), rule] + [line(row) for row in cells[1:]])
+
+
+def workdir() -> "tempfile.TemporaryDirectory[str]":
+    """A temporary directory for configs, tokens and broker files."""
+    return tempfile.TemporaryDirectory(prefix="s2m-bench-")
+
+
+# -- API calls per cycle (shared by calls_per_cycle and quota_fit) -------------------------------
+
+@dataclasses.dataclass
+class CycleCalls:
+    """Measured API calls of one run of each kind of poll, and what the fleet looks like."""
+
+    fleet: str
+    plants: int
+    devices: int                                  # bridged non-plant devices
+    by_type: Dict[int, int]                       # device type -> bridged devices (plants too)
+    points_by_type: Dict[int, int]                # device type -> enabled catalog points
+    open_faults: int
+    calls: Dict[str, Dict[str, int]]              # kind -> service -> HTTP requests
+    server_calls: Dict[str, Dict[str, int]]       # the same, as counted by the simulator
+    login_calls: int
+
+    def total(self, kind: str) -> int:
+        """HTTP requests of one kind of poll."""
+        return sum(self.calls[kind].values())
+
+
+def measure_calls(fleet: str, open_faults: int = 0) -> CycleCalls:
+    """Run devices, realtime and faults once each on a bridge and count every HTTP request."""
+    with workdir() as tmp, SimulatorProcess(fleet) as sim:
+        keys = [d.ps_key for d in make_fleet(fleet).devices() if d.device_type != 11]
+        for index in range(open_faults):            # same seed: the child's fleet is this one
+            sim.add_fault(keys[index % len(keys)], 13824 + index, f"Benchmark fault {index}")
+        config = bridge_config(sim.url, None, new_base_topic(), Path(tmp))
+        with InProcessBridge(config, Path(tmp)) as running:
+            bridge, stats = running.bridge, running.client.transport.stats
+            running.client.login()
+            login_calls = stats.total
+            calls: Dict[str, Dict[str, int]] = {}
+            server_calls: Dict[str, Dict[str, int]] = {}
+            open_faults = 0
+            for kind, work in (("devices", bridge.refresh_devices),
+                               ("realtime", bridge.poll_realtime),
+                               ("faults", bridge.poll_faults)):
+                before, sim_before = dict(stats.calls), sim.calls()
+                result = bridge.cloud_job(kind, work)
+                if bridge.outcomes[kind].ok is not True:
+                    raise RuntimeError(f"{kind} poll failed: {bridge.outcomes[kind].error}")
+                calls[kind] = _delta(before, stats.calls)
+                server_calls[kind] = _delta(sim_before, sim.calls())
+                if kind == "faults":
+                    open_faults = int(result or 0)
+            by_type: Dict[int, int] = {}
+            for device in bridge.devices.values():
+                by_type[device.device_type] = by_type.get(device.device_type, 0) + 1
+            plants = sum(1 for d in bridge.devices.values() if d.is_plant)
+            points = {t: len(bridge.catalog.enabled(t)) for t in by_type}
+            return CycleCalls(fleet, plants, len(bridge.devices) - plants, by_type, points,
+                              open_faults, calls, server_calls, login_calls)
+
+
+def _delta(before: Dict[str, int], after: Dict[str, int]) -> Dict[str, int]:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def lift_cloud_pause(bridge: Any) -> None:
+    """End a rate-limit pause now (the bridge has no public way; see benchmarks/README.md)."""
+    bridge._blocked_until = None
+
+
+def iter_fleets(only: Optional[str]) -> Iterator[str]:
+    """The fleets to run: all of :data:`FLEETS`, or the comma-separated ``only``."""
+    for spec in (only.split(",") if only else FLEETS):
+        if spec != "default" and not spec.isdigit():
+            raise SystemExit(f"fleet must be 'default' or a number, got {spec!r}")
+        yield spec
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["simulate"]:
+        sys.exit(_simulate_main(sys.argv[2:]))
+    sys.exit("usage: python benchmarks/_harness.py simulate [--fleet N|default] ...")

@@ -1,0 +1,228 @@
+"""Wall and CPU time of a realtime poll cycle, split into cloud wait and the bridge's own work,
+plus how many points a second the catalog mapping gets through.
+
+Run from the repository root: ``python benchmarks/cycle_time.py [--cycles 100] [--profile]``.
+The simulator runs in another process, so CPU time here is the bridge's (and paho's) alone.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import io
+import pstats
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from _harness import (
+    GATEWAY_BURST, GATEWAY_RATE, InProcessBridge, Mosquitto, SimulatorProcess, bridge_config,
+    fleet_label, iter_fleets, ms, new_base_topic, setup_logging, summary, table, workdir,
+)
+
+from sungrow2mqtt.model import Device
+
+MODES = ("no broker", "mosquitto")
+WARMUP_CYCLES = 5
+THROUGHPUT_SECONDS = 1.0
+
+
+class Stopwatch:
+    """Wall and thread-CPU time spent inside wrapped calls, to split a cycle into its parts."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func`` timed into this stopwatch."""
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                self.wall += time.perf_counter() - wall
+                self.cpu += time.thread_time() - cpu
+        return timed
+
+    def reset(self) -> None:
+        """Start a new cycle."""
+        self.wall = self.cpu = 0.0
+
+
+@contextlib.contextmanager
+def running_bridge(spec: str, with_broker: bool, tmp: Path, **limits: Any
+                   ) -> Iterator[InProcessBridge]:
+    """A bridge with its devices known, against a simulator (and a mosquitto if asked)."""
+    with SimulatorProcess(spec, **limits) as sim, contextlib.ExitStack() as stack:
+        broker = stack.enter_context(Mosquitto(tmp)) if with_broker else None
+        config = bridge_config(sim.url, broker.port if broker else None, new_base_topic(), tmp)
+        running = stack.enter_context(InProcessBridge(config, tmp))
+        if broker:
+            running.connect()
+        running.bridge.cloud_job("devices", running.bridge.refresh_devices)
+        yield running
+
+
+def time_cycles(running: InProcessBridge, cycles: int) -> Dict[str, List[float]]:
+    """Per-cycle wall, process CPU, client (HTTP + JSON) and mapping times of realtime polls."""
+    bridge = running.bridge
+    client_watch, mapping_watch = Stopwatch(), Stopwatch()
+    bridge.client.get_real_time_data = client_watch.wrap(bridge.client.get_real_time_data)
+    bridge._update_device = mapping_watch.wrap(bridge._update_device)
+    figures: Dict[str, List[float]] = {k: [] for k in (
+        "wall", "cpu", "client", "client_cpu", "mapping", "network_wait", "without_wait")}
+    for index in range(WARMUP_CYCLES + cycles):
+        client_watch.reset()
+        mapping_watch.reset()
+        wall, cpu = time.perf_counter(), time.process_time()
+        bridge.cloud_job("realtime", bridge.poll_realtime)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if bridge.outcomes["realtime"].ok is not True:
+            raise RuntimeError(f"realtime poll failed: {bridge.outcomes['realtime'].error}")
+        if index < WARMUP_CYCLES:
+            continue
+        wait = max(0.0, client_watch.wall - client_watch.cpu)
+        for key, value in (("wall", wall), ("cpu", cpu), ("client", client_watch.wall),
+                           ("client_cpu", client_watch.cpu), ("mapping", mapping_watch.wall),
+                           ("network_wait", wait), ("without_wait", wall - wait)):
+            figures[key].append(value)
+    running.service.mqtt.wait_published(30)
+    return figures
+
+
+def realtime_rows(running: InProcessBridge) -> List[Tuple[Device, Dict[str, Any]]]:
+    """(device, raw realtime row) of every device, as the cloud sends them now."""
+    bridge = running.bridge
+    devices = list(bridge.devices.values())
+    points = {t: [s.point_id for s in bridge.catalog.enabled(t)]
+              for t in {d.device_type for d in devices}}
+    rows = bridge.client.get_real_time_data([d.ps_key for d in devices], points).by_ps_key()
+    return [(d, rows[d.ps_key]) for d in devices if d.ps_key in rows]
+
+
+def throughput(work: Callable[[], int]) -> float:
+    """Points a second ``work`` (which returns points handled) manages over about a second."""
+    done, started = 0, time.perf_counter()
+    while True:
+        done += work()
+        elapsed = time.perf_counter() - started
+        if elapsed >= THROUGHPUT_SECONDS:
+            return done / elapsed
+
+
+def mapping_throughput(running: InProcessBridge) -> Dict[str, float]:
+    """Points/s through PointSpec.convert alone and through the bridge's _update_device."""
+    bridge = running.bridge
+    pairs = realtime_rows(running)
+    specs = {d.device_type: bridge.catalog.enabled(d.device_type) for d, _ in pairs}
+    points = sum(len(specs[d.device_type]) for d, _ in pairs)
+    polled_at = time.time()
+
+    def convert_all() -> int:
+        for device, row in pairs:
+            for spec in specs[device.device_type]:
+                spec.convert(row.get(f"p{spec.point_id}"))
+        return points
+
+    def update_all() -> int:
+        moment = _utc(polled_at)
+        for device, row in pairs:
+            bridge._update_device(device, row, moment)
+        return points
+    result = {"convert": throughput(convert_all), "update": throughput(update_all)}
+    running.service.mqtt.wait_published(60)
+    return result
+
+
+def _utc(epoch: float) -> Any:
+    import datetime as dt
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
+
+
+def paced_cycles(spec: str, tmp: Path, cycles: int) -> Tuple[float, float]:
+    """Median wall time and rate-limit wait per back-to-back cycle under the gateway's bucket."""
+    with running_bridge(spec, False, tmp, burst=GATEWAY_BURST, rate=GATEWAY_RATE) as running:
+        stats = running.client.transport.stats
+        walls, waits = [], []
+        for _ in range(cycles):
+            before, started = stats.rate_limit_waits, time.perf_counter()
+            running.bridge.cloud_job("realtime", running.bridge.poll_realtime)
+            walls.append(time.perf_counter() - started)
+            waits.append(stats.rate_limit_waits - before)
+        return summary(walls)["median"], summary(waits)["median"]
+
+
+def profile(spec: str, tmp: Path, cycles: int) -> str:
+    """cProfile's top functions (own time) over realtime cycles with a broker."""
+    with running_bridge(spec, True, tmp) as running:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(cycles):
+            running.bridge.cloud_job("realtime", running.bridge.poll_realtime)
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
+        return out.getvalue()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Print cycle and throughput tables; --profile adds where a cycle's CPU goes."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fleets", help="comma-separated: numbers of devices and/or 'default'")
+    parser.add_argument("--cycles", type=int, default=100, help="timed cycles per fleet and mode")
+    parser.add_argument("--paced-cycles", type=int, default=20,
+                        help="cycles under the gateway's burst limit (0 skips that table)")
+    parser.add_argument("--profile", metavar="FLEET", nargs="?", const="100",
+                        help="also profile cycles of this fleet (default 100 devices)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    cycle_rows: List[List[object]] = []
+    mapping_rows: List[List[object]] = []
+    paced_rows: List[List[object]] = []
+    with workdir() as name:
+        tmp = Path(name)
+        for spec in iter_fleets(args.fleets):
+            rates: Dict[str, float] = {}
+            for mode in MODES:
+                with running_bridge(spec, mode == "mosquitto", tmp) as running:
+                    devices = len(running.bridge.devices)
+                    figures = time_cycles(running, args.cycles)
+                    med = {k: summary(v)["median"] for k, v in figures.items()}
+                    cycle_rows.append([
+                        fleet_label(spec), devices, mode, ms(med["wall"]),
+                        ms(summary(figures["wall"])["p95"]), ms(med["cpu"]),
+                        ms(med["network_wait"]), ms(med["without_wait"]),
+                        ms(med["client_cpu"]), ms(med["mapping"])])
+                    for key, value in mapping_throughput(running).items():
+                        rates[f"{key} ({mode})"] = value
+            mapping_rows.append([fleet_label(spec), f"{rates['convert (no broker)']:,.0f}",
+                                 f"{rates['update (no broker)']:,.0f}",
+                                 f"{rates['update (mosquitto)']:,.0f}"])
+            if args.paced_cycles:
+                wall, wait = paced_cycles(spec, tmp, args.paced_cycles)
+                paced_rows.append([fleet_label(spec), ms(wall), ms(wait)])
+        print(f"Realtime cycle (cloud_job('realtime', poll_realtime)), median of {args.cycles} "
+              f"after {WARMUP_CYCLES} warm-up cycles, milliseconds; simulator without burst "
+              "limit in another process.\n")
+        print(table(["fleet", "bridged", "MQTT", "wall", "wall p95", "CPU (process)",
+                     "network wait", "wall without wait", "client CPU (HTTP+JSON)",
+                     "mapping+publish"], cycle_rows))
+        print("\nMapping throughput, points per second (realistic raw values from the simulator):"
+              "\n")
+        print(table(["fleet", "PointSpec.convert", "_update_device, no broker",
+                     "_update_device + mosquitto"], mapping_rows))
+        if paced_rows:
+            print(f"\nBack-to-back realtime cycles under the gateway's burst limit "
+                  f"({GATEWAY_BURST} calls, {GATEWAY_RATE:g}/s), median ms per cycle:\n")
+            print(table(["fleet", "wall", "of which rate-limit wait"], paced_rows))
+        if args.profile:
+            print(f"\nProfile of {args.cycles} cycles, {fleet_label(args.profile)}, with "
+                  "mosquitto (top 20 by own time):\n")
+            print(profile(args.profile, tmp, args.cycles))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

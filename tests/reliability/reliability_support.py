@@ -1,0 +1,246 @@
+"""Shared pieces of the reliability tests: a bridge driven cycle by cycle, brokers, the CLI.
+
+Everything here is real: the project's simulator over HTTP, mosquitto, paho and requests.  The only
+knobs turned are the transport's public retry settings (``backoff_base``, ``max_retries``), so an
+outage of several cycles takes a second instead of a minute.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+import pytest
+import yaml
+
+from conftest import Broker, free_port, mosquitto_binary, wait_for_port
+from mqtt_probe import MqttProbe
+from sungrow2mqtt.config import parse_config
+from sungrow2mqtt.service import Service
+from sungrow2mqtt.simulator import SimulatorServer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def need_mosquitto() -> str:
+    """The mosquitto binary, or skip the test (CI installs it)."""
+    binary = mosquitto_binary()
+    if not binary:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    return binary
+
+
+@pytest.fixture(scope="module")
+def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One plain mosquitto per test module; tests keep apart by their unique base topics."""
+    need_mosquitto()
+    running = Broker(tmp_path_factory.mktemp("broker")).start()
+    yield running
+    running.stop()
+
+
+def fast_simulator(**kwargs: Any) -> SimulatorServer:
+    """A simulator whose gateway bucket does not pace a test's many quick cycles."""
+    kwargs.setdefault("burst_capacity", 500)
+    kwargs.setdefault("replenish_rate", 500)
+    return SimulatorServer(**kwargs)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    """A plain (unencrypted) fast simulator."""
+    with fast_simulator() as server:
+        yield server
+
+
+class Driven:
+    """The real service (config, client, bridge, MQTT) whose cloud cycles the test drives.
+
+    No worker thread: the test calls :meth:`cycle` (or ``bridge.cloud_job``) itself, so each
+    cycle happens exactly when the test says and nothing runs on a schedule in between.
+    """
+
+    def __init__(self, config: Dict[str, Any], tmp: Path, *, max_retries: int = 1,
+                 connect: bool = True) -> None:
+        self.config = config
+        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
+        self.bridge = self.service.bridge
+        self.transport = self.service.client.transport
+        self.transport.backoff_base = 0.01
+        self.transport.max_retries = max_retries
+        self.base = config["mqtt"]["base_topic"]
+        if connect:
+            self.service.mqtt.start()
+            assert self.service.mqtt.wait_connected(10), "bridge did not connect to the broker"
+
+    def cycle(self, devices: bool = False) -> None:
+        """One round of scheduled work: (devices), realtime, faults."""
+        if devices or not self.bridge.devices:
+            self.bridge.cloud_job("devices", self.bridge.refresh_devices)
+        self.bridge.cloud_job("realtime", self.bridge.poll_realtime)
+        self.bridge.cloud_job("faults", self.bridge.poll_faults)
+        self.flush()
+
+    def flush(self) -> None:
+        assert self.service.mqtt.wait_published(10), "broker did not acknowledge the publishes"
+
+    def outcome(self, kind: str) -> Optional[str]:
+        return self.bridge.outcomes[kind].as_dict()["outcome"]
+
+    def stop(self) -> None:
+        self.service.stop_event.set()
+        self.service.mqtt.stop()
+        self.service.client.close()
+
+
+def state_topics(driven: Driven) -> List[str]:
+    """The retained state and fault topics of every device the bridge publishes values for."""
+    with driven.bridge._lock:
+        keys = sorted(driven.bridge.values)
+    return [f"{driven.base}/{k}" for k in keys] + [f"{driven.base}/{k}/faults" for k in keys]
+
+
+def retained_snapshot(port: int, topics: Sequence[str], timeout: float = 10.0
+                      ) -> Dict[str, bytes]:
+    """What a client subscribing now gets for ``topics`` (the retained payloads)."""
+    probe = MqttProbe(port, *topics)
+    try:
+        probe.wait_for(lambda p: all(t in p.messages for t in topics), timeout,
+                       "retained messages")
+        return {t: probe.messages[t] for t in topics}
+    finally:
+        probe.close()
+
+
+def messages_since(probe: MqttProbe, mark: int, predicate: Callable[[str], bool]
+                   ) -> List[tuple]:
+    return [(t, p) for t, p, _ in probe.history[mark:] if predicate(t)]
+
+
+def records(caplog: pytest.LogCaptureFixture, minimum: int = logging.WARNING,
+            logger: str = "sungrow2mqtt") -> List[logging.LogRecord]:
+    """Captured records of our loggers at ``minimum`` level or above."""
+    return [r for r in caplog.records
+            if r.levelno >= minimum and (r.name == logger or r.name.startswith(logger + "."))]
+
+
+def describe(found: Sequence[logging.LogRecord]) -> str:
+    return "\n".join(f"{r.levelname} {r.name}: {r.getMessage()}" for r in found) or "(none)"
+
+
+def unhandled(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
+    """Records that carry a traceback: an exception nobody handled on purpose."""
+    return [r for r in caplog.records if r.exc_info or r.exc_text]
+
+
+# -- command line --------------------------------------------------------------------------------
+
+def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 60,
+            cwd: Optional[Path] = None) -> subprocess.CompletedProcess:
+    """``python -m sungrow2mqtt ARGS`` as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "sungrow2mqtt", *args], capture_output=True,
+                          text=True, timeout=timeout, env=cli_env(env),
+                          cwd=str(cwd or ROOT))
+
+
+def start_cli(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sungrow2mqtt", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(env), cwd=str(ROOT))
+
+
+def cli_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.update(extra or {})
+    return env
+
+
+def write_yaml(path: Path, data: Any, mode: int = 0o600) -> Path:
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    path.chmod(mode)
+    return path
+
+
+def traceback_free(text: str) -> bool:
+    return "Traceback (most recent call last)" not in text
+
+
+# -- brokers with a custom configuration ---------------------------------------------------------
+
+class CustomBroker:
+    """mosquitto with extra configuration lines (TLS listener, password file)."""
+
+    def __init__(self, tmp: Path, lines: Sequence[str]) -> None:
+        self.port = free_port()
+        self.conf = tmp / f"mosquitto-custom-{self.port}.conf"
+        self.conf.write_text("\n".join([f"listener {self.port} 127.0.0.1", "persistence false",
+                                        *lines]) + "\n")
+        self.log = tmp / f"mosquitto-custom-{self.port}.log"
+        self.process: Optional[subprocess.Popen] = None
+
+    def start(self) -> "CustomBroker":
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen([need_mosquitto(), "-c", str(self.conf)],
+                                            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.port)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError("mosquitto did not start: " + self.log.read_text())
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+class Collector:
+    """Every message on ``#`` of a broker, retained ones included, for secret scans."""
+
+    def __init__(self, port: int, **connect: Any) -> None:
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+        self.payloads: List[tuple] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"collector-{port}")
+        if connect.get("username"):
+            self.client.username_pw_set(connect["username"], connect.get("password"))
+        self.client.on_connect = lambda c, *a: c.subscribe("#", qos=1)
+        self.client.on_subscribe = lambda *a: self._ready.set()
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self._ready.wait(10), "collector could not subscribe"
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self._lock:
+            self.payloads.append((message.topic, bytes(message.payload)))
+
+    def text(self) -> str:
+        with self._lock:
+            return "\n".join(f"{t} {p.decode('utf-8', 'replace')}" for t, p in self.payloads)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def info_of(probe: MqttProbe, base: str) -> Dict[str, Any]:
+    return json.loads(probe.messages[f"{base}/bridge/info"])

