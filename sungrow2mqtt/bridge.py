@@ -35,12 +35,14 @@ from sungrow2mqtt.model import (
     plant_from_row,
 )
 from sungrow2mqtt.mqtt import MqttConnection
+from sungrow2mqtt.quota import calls_per_hour, fastest_safe_interval
 from sungrow2mqtt.commands import BadRequest, Request, parse_request
 
 log = logging.getLogger(__name__)
 
 LOGIN_PAUSE = dt.timedelta(hours=1)   # a refused login is not retried sooner: accounts get locked
 MAX_QUEUED_REQUESTS = 20
+QUOTA_MARGIN = 0.8                    # share of the hourly quota polling may use
 
 
 def _now() -> dt.datetime:
@@ -414,11 +416,46 @@ class Bridge:
         self._trouble, self._trouble_count, self._blocked_until = None, 0, None
 
     def poll_all(self, ps_ids: Optional[Set[int]] = None) -> None:
-        """Realtime values then faults (one refresh)."""
-        if not self.devices:
+        """Realtime values then faults (one refresh); the first time, check the quota fit."""
+        first = not self.devices
+        if first:
             self.cloud_job("devices", self.refresh_devices)
         self.cloud_job("realtime", lambda: self.poll_realtime(ps_ids))
         self.cloud_job("faults", self.poll_faults)
+        if first:
+            self.check_quota_fit()
+
+    def check_quota_fit(self) -> Optional[float]:
+        """Log how many calls an hour the configured polling costs against the hourly quota.
+
+        Warns when it would use more than 80 % of the quota and names the fastest safe interval.
+        Returns the calls per hour (None when not yet measurable).
+        """
+        polling, outcomes = self.config.polling, self.outcomes
+        if not all(outcomes[k].ok for k in ("devices", "realtime", "faults")):
+            return None
+        per_hour = calls_per_hour(polling.realtime, polling.faults, polling.devices,
+                                  outcomes["realtime"].api_calls, outcomes["faults"].api_calls,
+                                  outcomes["devices"].api_calls)
+        quota = self.quota.get("per_hour")
+        if not quota:
+            log.info("Polling costs about %.0f API calls an hour (quota unknown)", per_hour)
+        elif per_hour > QUOTA_MARGIN * quota:
+            try:
+                safest = fastest_safe_interval(quota, outcomes["realtime"].api_calls,
+                                               outcomes["faults"].api_calls,
+                                               outcomes["devices"].api_calls, polling.devices,
+                                               margin=QUOTA_MARGIN)
+                advice = f"poll every {safest} s or more (polling.realtime and polling.faults)"
+            except ValueError:
+                advice = "poll less often and refresh devices less often (polling.devices)"
+            log.warning("Polling as configured costs about %.0f API calls an hour, more than "
+                        "%.0f %% of the hourly quota of %d: %s", per_hour, QUOTA_MARGIN * 100,
+                        quota, advice)
+        else:
+            log.info("Polling costs about %.0f API calls an hour of a quota of %d", per_hour,
+                     quota)
+        return per_hour
 
     def schedule_polls(self) -> None:
         """Register the periodic polls with the scheduler."""

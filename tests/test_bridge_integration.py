@@ -323,3 +323,16 @@ def test_last_will_is_offline_when_the_process_dies(sim, broker, probe, base_top
     finally:
         process.kill()
         process.wait()
+
+
+def test_startup_warns_when_polling_would_exceed_the_quota(sim, broker, probe, base_topic,
+                                                            tmp_path, caplog):
+    sim.set_quota(100)
+    bridge = Running(config_dict(sim, broker.port, base_topic, tmp_path,
+                                 polling={"realtime": 10, "faults": 10}), tmp_path)
+    try:
+        ready(probe, base_topic)
+        probe.wait_for(lambda p: "hourly quota of 100" in caplog.text, 10, "quota warning")
+        assert "poll every" in caplog.text
+    finally:
+        bridge.stop()
