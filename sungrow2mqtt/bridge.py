@@ -30,6 +30,7 @@ from sungrow2mqtt.history import fetch_history
 from sungrow2mqtt.model import (
     PLANT_DEVICE_TYPE,
     Device,
+    as_int,
     device_from_row,
     parse_device_time,
     plant_from_row,
@@ -255,12 +256,11 @@ class Bridge:
                         ", ".join(map(str, sorted(missing))))
         devices: Dict[str, Device] = {p.ps_key: p for p in plants.values()}
         for row in self.client.get_device_list_by_user():
-            plant = plants.get(int(str(row.get("ps_id") or 0)) if str(
-                row.get("ps_id") or "").isdigit() else -1)
+            plant = plants.get(as_int(row.get("ps_id")))
             if plant is None or not row.get("ps_key"):
                 continue
-            device_type = int(str(row.get("device_type") or 0))
-            device = device_from_row(row, plant, self.catalog.device_type_name(device_type))
+            type_name = self.catalog.device_type_name(as_int(row.get("device_type")))
+            device = device_from_row(row, plant, type_name)
             devices[device.ps_key] = device
         try:
             self.quota = _quota_summary(self.client.get_open_api_call_info())
@@ -384,6 +384,10 @@ class Bridge:
             self._cloud_trouble(exc)
             outcome.ok, outcome.error = False, str(exc)
             result = None
+        except Exception as exc:  # an answer we did not expect must not stop the schedule
+            self._cloud_trouble(exc)
+            outcome.ok, outcome.error = False, f"unexpected {type(exc).__name__}: {exc}"
+            result = None
         else:
             self._cloud_recovered()
             outcome.ok, outcome.error = True, None
@@ -395,8 +399,9 @@ class Bridge:
         self.publish_info()
         return result
 
-    def _cloud_trouble(self, exc: ApiError) -> None:
-        kind = type(exc).__name__ + ":" + str(exc.result_code or exc.endpoint)
+    def _cloud_trouble(self, exc: Exception) -> None:
+        detail = (exc.result_code or exc.endpoint) if isinstance(exc, ApiError) else ""
+        kind = f"{type(exc).__name__}:{detail}"
         if isinstance(exc, RateLimitError):
             self._blocked_until = exc.retry_at
         elif isinstance(exc, LoginError):
@@ -406,7 +411,8 @@ class Bridge:
             self._trouble = kind
             pause = (f"; pausing cloud calls until {_iso(self._blocked_until)}"
                      if self._blocked_until else "; will retry at the next poll")
-            log.error("Cloud trouble: %s%s", exc, pause)
+            log.error("Cloud trouble: %s%s", exc, pause,
+                      exc_info=not isinstance(exc, ApiError))
         else:
             log.debug("Cloud trouble continues: %s", exc)
 

@@ -51,11 +51,13 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def _int(value: Any, default: int = 0) -> int:
+def as_int(value: Any, default: int = 0) -> int:
+    """An API number that may arrive as int, float or string; ``default`` when it is none."""
     try:
-        return int(str(value).strip())
+        number = float(str(value).strip())
     except (TypeError, ValueError):
         return default
+    return int(number) if number.is_integer() else default
 
 
 def _text(value: Any) -> str:
@@ -96,11 +98,11 @@ class Device:
 
 def plant_from_row(row: Mapping[str, Any], type_name: str) -> Device:
     """A plant from a getPowerStationList row."""
-    ps_id = _int(row.get("ps_id"))
+    ps_id = as_int(row.get("ps_id"))
     name = _text(row.get("ps_name")) or f"Plant {ps_id}"
     return Device(ps_key=f"{ps_id}_{PLANT_DEVICE_TYPE}_0_0", ps_id=ps_id,
                   device_type=PLANT_DEVICE_TYPE, type_name=type_name, name=name,
-                  model=_PLANT_TYPES.get(_int(row.get("ps_type"), -1), "Plant"), serial="",
+                  model=_PLANT_TYPES.get(as_int(row.get("ps_type"), -1), "Plant"), serial="",
                   firmware=None, tz=parse_time_zone(row.get("ps_current_time_zone")))
 
 
@@ -114,7 +116,7 @@ def device_from_row(row: Mapping[str, Any], plant: Device, type_name: str) -> De
         firmware = next((_text(firmware_info[f]) for f in _FIRMWARE_FIELDS
                          if _text(firmware_info.get(f))), None)
     return Device(ps_key=_text(row.get("ps_key")), ps_id=plant.ps_id,
-                  device_type=_int(row.get("device_type")), type_name=type_name,
+                  device_type=as_int(row.get("device_type")), type_name=type_name,
                   name=f"{model} {serial}".strip() if serial else f"{model} {row.get('ps_key')}",
                   model=model, serial=serial, firmware=firmware, tz=plant.tz)
 
