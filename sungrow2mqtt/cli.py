@@ -47,7 +47,8 @@ def setup_logging(level: str, verbose: bool) -> None:
     root.setLevel(logging.DEBUG if verbose else getattr(logging, level.upper(), logging.INFO))
     if not verbose:
         logging.getLogger("urllib3").setLevel(logging.WARNING)
-        logging.getLogger("paho.mqtt").setLevel(logging.WARNING)
+        # paho logs every failed reconnect as ERROR; mqtt.py reports each episode once instead
+        logging.getLogger("paho.mqtt").setLevel(logging.CRITICAL)
 
 
 def fail(message: str) -> None:

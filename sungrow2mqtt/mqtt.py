@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -59,10 +60,12 @@ class MqttConnection:
         if config.username:
             self._client.username_pw_set(config.username, reveal(config.password))
         if config.tls.enabled:
+            insecure = config.tls.insecure
             self._client.tls_set(ca_certs=_path(config.tls.ca_certs),
                                  certfile=_path(config.tls.certfile),
-                                 keyfile=_path(config.tls.keyfile), cert_reqs=ssl.CERT_REQUIRED)
-            if config.tls.insecure:
+                                 keyfile=_path(config.tls.keyfile),
+                                 cert_reqs=ssl.CERT_NONE if insecure else ssl.CERT_REQUIRED)
+            if insecure:
                 log.warning("mqtt.tls.insecure is set: the broker's certificate is not verified")
                 self._client.tls_insecure_set(True)
         self._client.on_connect = self._on_connect
@@ -168,9 +171,31 @@ class MqttConnection:
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         if not self._refusal_logged:
-            log.warning("Cannot reach MQTT broker %s:%d; retrying with backoff",
-                        self.config.host, self.config.port)
+            log.warning("Cannot reach MQTT broker %s:%d (%s); retrying with backoff",
+                        self.config.host, self.config.port, self.diagnose())
             self._refusal_logged = True
+
+    def diagnose(self, timeout: float = 5.0) -> str:
+        """Why a connection fails, found by trying it directly (paho does not tell)."""
+        tls = self.config.tls
+        try:
+            with socket.create_connection((self.config.host, self.config.port), timeout) as raw:
+                if not tls.enabled:
+                    return "the TCP connection works; the broker closed the MQTT session"
+                context = ssl.create_default_context(cafile=_path(tls.ca_certs))
+                if tls.certfile:
+                    context.load_cert_chain(str(tls.certfile), _path(tls.keyfile))
+                if tls.insecure:
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                with context.wrap_socket(raw, server_hostname=self.config.host):
+                    return "TCP and TLS handshake work; the broker closed the MQTT session"
+        except ssl.SSLCertVerificationError as exc:
+            return (f"the broker's TLS certificate could not be verified: "
+                    f"{exc.verify_message or exc.reason} (check mqtt.tls.ca_certs)")
+        except ssl.SSLError as exc:
+            return f"TLS handshake failed: {exc.reason or exc} (is this a TLS port?)"
+        except OSError as exc:
+            return exc.strerror or type(exc).__name__
 
     def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any,
                        reason_code: Any, properties: Any = None) -> None:
