@@ -400,8 +400,8 @@ class Bridge:
         return result
 
     def _cloud_trouble(self, exc: Exception) -> None:
-        detail = (exc.result_code or exc.endpoint) if isinstance(exc, ApiError) else ""
-        kind = f"{type(exc).__name__}:{detail}"
+        # one episode per kind of failure, whichever endpoint happens to meet it
+        kind = f"{type(exc).__name__}:{getattr(exc, 'result_code', None) or ''}"
         if isinstance(exc, RateLimitError):
             self._blocked_until = exc.retry_at
         elif isinstance(exc, LoginError):
