@@ -34,6 +34,7 @@ from sungrow2mqtt.model import (
     device_from_row,
     parse_device_time,
     plant_from_row,
+    valid_ps_key,
 )
 from sungrow2mqtt.mqtt import MqttConnection
 from sungrow2mqtt.quota import calls_per_hour, fastest_safe_interval
@@ -249,7 +250,7 @@ class Bridge:
         wanted = set(self.config.plants)
         plant_type = self.catalog.device_type_name(PLANT_DEVICE_TYPE)
         plants = {p.ps_id: p for p in (plant_from_row(r, plant_type) for r in rows)
-                  if not wanted or p.ps_id in wanted}
+                  if p.ps_id > 0 and (not wanted or p.ps_id in wanted)}
         missing = wanted - set(plants)
         if missing:
             log.warning("Configured plants not found in the account: %s",
@@ -261,6 +262,10 @@ class Bridge:
                 continue
             type_name = self.catalog.device_type_name(as_int(row.get("device_type")))
             device = device_from_row(row, plant, type_name)
+            if not valid_ps_key(device.ps_key, plant.ps_id, device.device_type):
+                log.warning("Ignoring a device with an unusable ps_key %r in plant %d",
+                            device.ps_key[:60], plant.ps_id)
+                continue
             devices[device.ps_key] = device
         try:
             self.quota = _quota_summary(self.client.get_open_api_call_info())

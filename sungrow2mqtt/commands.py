@@ -142,6 +142,8 @@ def _json_object(name: str, payload: bytes) -> Dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise BadRequest(name, f"payload is not valid JSON ({exc.msg} at position "
                                f"{exc.pos}); send a JSON object") from None
+    except RecursionError:
+        raise BadRequest(name, "payload is nested too deeply; send a flat JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest(name, f"payload must be a JSON object, got {type(body).__name__}")
     return body

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 PLANT_DEVICE_TYPE = 11
 _OFFSET = re.compile(r"^(?:GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+# <ps_id>_<device_type>_<device code>_<channel>: digits only, since it becomes an MQTT topic level
+_PS_KEY = re.compile(r"^[1-9]\d{0,11}_\d{1,4}_\d{1,8}_\d{1,8}$")
 _FIRMWARE_FIELDS = ("lcd_version", "m_version", "battery_version", "mdsp_version",
                     "system_version", "sdsp_version", "cpld_version")
 
@@ -44,6 +46,16 @@ def parse_device_time(text: Any, tz: dt.tzinfo) -> Optional[str]:
     except ValueError:
         return None
     return naive.replace(tzinfo=tz).isoformat()
+
+
+def valid_ps_key(ps_key: Any, ps_id: int, device_type: int) -> bool:
+    """Whether an API ps_key is well formed and names this plant and device type.
+
+    ps_keys become topic levels and ids; one with ``/``, ``+``, ``#`` or other surprises must
+    never reach the broker.
+    """
+    text = str(ps_key)
+    return bool(_PS_KEY.match(text)) and text.split("_")[:2] == [str(ps_id), str(device_type)]
 
 
 def slug(text: str) -> str:

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union
 
 import yaml
 
@@ -346,7 +346,7 @@ class _TypeBuilder:
         self.entries: Dict[int, _Entry] = {}
 
     def add(self, fields: Dict[str, object], where: str, problems: _Problems,
-            source: str, override: bool) -> Optional[_Entry]:
+            source: str, override: bool, given: Set[str]) -> Optional[_Entry]:
         """Add a new entry or, when ``override``, change the given fields of an existing one."""
         point_id = int(str(fields["id"]))
         existing = self.entries.get(point_id)
@@ -359,12 +359,13 @@ class _TypeBuilder:
             problems.add(_RANK_DUPLICATE, where,
                          f"duplicate id {point_id} (already used by {existing.where})")
             return None
-        missing = [name for name in REQUIRED_FIELDS if name not in fields]
+        # a field given with a bad value is reported as bad, not again as missing
+        missing = [name for name in REQUIRED_FIELDS if name not in fields and name not in given]
         for name in missing:
             why = f" (id {point_id} is not in the built-in catalog, so this entry adds a point)"
             problems.add(_RANK_ENTRY, where,
                          f"missing required field {name!r}" + (why if override else ""))
-        if missing:
+        if any(name not in fields for name in REQUIRED_FIELDS):
             return None
         merged: Dict[str, object] = dict(_DEFAULTS, source=source)
         merged.update(fields)
@@ -449,7 +450,8 @@ def _add_entries(builder: _TypeBuilder, raw_list: object, prefix: str, problems:
                          f"duplicate id {point_id} (already used by {seen_ids[point_id]})")
             continue
         seen_ids[point_id] = where
-        builder.add(fields, where, problems, source, override)
+        given = {str(name) for name in raw} if isinstance(raw, dict) else set()
+        builder.add(fields, where, problems, source, override, given)
 
 
 def _builtin_data() -> Any:

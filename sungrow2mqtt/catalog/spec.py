@@ -119,9 +119,9 @@ class PointSpec:
             return self._convert_enum(raw)
         if self.is_numeric:
             number = _to_number(raw)
-            if number is None:
-                return None
-            return _tidy(number * self.scale)
+            scaled = None if number is None else number * self.scale
+            # 1e308 * 1000 overflows to inf, which is not JSON: treat it as no reading
+            return _tidy(scaled) if scaled is not None and math.isfinite(scaled) else None
         if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
             return str(raw).strip()
         return None

@@ -181,8 +181,9 @@ class IsolarCloudClient:
         for page in range(1, MAX_PAGES + 1):
             data = self.call(service, {**params, "curPage": page, "size": self.page_size}).data
             data = data if isinstance(data, dict) else {}
-            batch = data.get("pageList") or []
-            rows.extend(batch)
+            batch = data.get("pageList")
+            batch = batch if isinstance(batch, list) else []
+            rows.extend(row for row in batch if isinstance(row, dict))
             try:
                 total = int(data.get("rowCount") or 0)
             except (TypeError, ValueError):

@@ -33,7 +33,7 @@ class TokenStore:
     def load(self) -> Optional[str]:
         """The stored token for this server and account, or None."""
         try:
-            raw = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -41,9 +41,9 @@ class TokenStore:
                         exc.strerror or type(exc).__name__)
             return None
         try:
-            data = json.loads(raw)
+            data = json.loads(raw.decode("utf-8"))
             token = data["token"] if data.get("owner") == self._owner else None
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError):  # incl. UnicodeDecodeError
             log.warning("Token file %s is corrupt; ignoring it and logging in", self.path)
             return None
         if token is not None and (not isinstance(token, str) or not token):
