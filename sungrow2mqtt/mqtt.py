@@ -52,6 +52,7 @@ class MqttConnection:
         self._cond = threading.Condition()
         self._connected = False
         self._refusal_logged = False
+        self.fatal_error: Optional[str] = None   # a failure that retrying will not cure
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
                                    clean_session=True)
         self._client.enable_logger(logging.getLogger("paho.mqtt"))
@@ -86,9 +87,10 @@ class MqttConnection:
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
-        """Block until connected or ``timeout`` seconds passed."""
+        """Block until connected, a failure retrying cannot cure, or ``timeout`` seconds."""
         with self._cond:
-            return self._cond.wait_for(lambda: self._connected, timeout)
+            self._cond.wait_for(lambda: self._connected or self.fatal_error is not None, timeout)
+            return self._connected
 
     def subscribe(self, topic: str, handler: MessageHandler) -> None:
         """Call ``handler`` for messages on ``topic`` (wildcards allowed), also after reconnects."""
@@ -147,13 +149,14 @@ class MqttConnection:
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any,
                     reason_code: Any, properties: Any = None) -> None:
         if reason_code.is_failure:
+            credentials = any(w in str(reason_code).lower() for w in ("authori", "password"))
             if not self._refusal_logged:
                 log.error("MQTT broker %s:%d refused the connection: %s%s", self.config.host,
                           self.config.port, reason_code,
-                          " (check mqtt.username and mqtt.password)"
-                          if "authori" in str(reason_code).lower()
-                          or "password" in str(reason_code).lower() else "")
+                          " (check mqtt.username and mqtt.password)" if credentials else "")
                 self._refusal_logged = True
+            if credentials:
+                self._set_fatal(f"the broker refused the connection: {reason_code}")
             return
         self._refusal_logged = False
         log.info("Connected to MQTT broker %s:%d", self.config.host, self.config.port)
@@ -171,9 +174,17 @@ class MqttConnection:
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         if not self._refusal_logged:
+            reason = self.diagnose()
             log.warning("Cannot reach MQTT broker %s:%d (%s); retrying with backoff",
-                        self.config.host, self.config.port, self.diagnose())
+                        self.config.host, self.config.port, reason)
             self._refusal_logged = True
+            if "could not be verified" in reason:
+                self._set_fatal(reason)
+
+    def _set_fatal(self, reason: str) -> None:
+        with self._cond:
+            self.fatal_error = reason
+            self._cond.notify_all()
 
     def diagnose(self, timeout: float = 5.0) -> str:
         """Why a connection fails, found by trying it directly (paho does not tell)."""

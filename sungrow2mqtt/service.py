@@ -58,9 +58,10 @@ class Service:
         self.mqtt.start()
         try:
             if not self.mqtt.wait_connected(CONNECT_TIMEOUT):
-                log.error("Could not connect to the MQTT broker %s:%d within %.0f s: %s",
-                          self.config.mqtt.host, self.config.mqtt.port, CONNECT_TIMEOUT,
-                          self.mqtt.diagnose())
+                log.error("Could not connect to the MQTT broker %s:%d: %s",
+                          self.config.mqtt.host, self.config.mqtt.port,
+                          self.mqtt.fatal_error or f"no connection within {CONNECT_TIMEOUT:.0f} s "
+                          f"({self.mqtt.diagnose()})")
                 return 1
             self.bridge.poll_all()
             if not self.mqtt.wait_published(PUBLISH_TIMEOUT):

@@ -92,6 +92,8 @@ class Broker:
                  f"persistence {'true' if self.persistence else 'false'}"]
         if self.persistence:
             lines += [f"persistence_location {self.tmp}/", "autosave_interval 1"]
+            if os.geteuid() == 0:      # else mosquitto drops to a user that cannot write there
+                lines.append("user root")
         conf.write_text("\n".join(lines) + "\n")
         self.process = subprocess.Popen([binary, "-c", str(conf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

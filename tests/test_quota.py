@@ -1,4 +1,4 @@
-"""Quota arithmetic: calls an hour of a polling setup, and the fastest interval that fits a quota."""
+"""Quota arithmetic: calls an hour of a polling setup, and the fastest interval within a quota."""
 import pytest
 
 from sungrow2mqtt.config import parse_config

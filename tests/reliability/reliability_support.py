@@ -1,14 +1,16 @@
 """Shared pieces of the reliability tests: a bridge driven cycle by cycle, brokers, the CLI.
 
-Everything here is real: the project's simulator over HTTP, mosquitto, paho and requests.  The only
-knobs turned are the transport's public retry settings (``backoff_base``, ``max_retries``), so an
-outage of several cycles takes a second instead of a minute.
+Everything here is real: the project's simulator over HTTP, mosquitto, paho and requests.  The knobs
+turned are the transport's retry settings (``backoff_base``, ``max_retries``), so an outage of
+several cycles takes a second instead of a minute, and the simulator's token bucket (larger), so
+quick cycles are not paced by it.
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -16,11 +18,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
+import paho.mqtt.client as paho
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
 
+from bridge_harness import Running
 from conftest import Broker, free_port, mosquitto_binary, wait_for_port
 from mqtt_probe import MqttProbe
+from sungrow2mqtt.commands import Request
 from sungrow2mqtt.config import parse_config
 from sungrow2mqtt.service import Service
 from sungrow2mqtt.simulator import SimulatorServer
@@ -59,6 +65,17 @@ def sim() -> Iterator[SimulatorServer]:
         yield server
 
 
+def stop_running(running: Running) -> None:
+    """Stop a :class:`Running` bridge without waiting out its worker's one-second queue poll."""
+    running.service.stop_event.set()
+    try:   # a request nobody handles wakes the worker, which then sees the stop
+        running.service.bridge._requests.put_nowait(Request("wake"))
+    except queue.Full:
+        pass
+    running.stop()
+    running.service.client.close()
+
+
 class Driven:
     """The real service (config, client, bridge, MQTT) whose cloud cycles the test drives.
 
@@ -66,8 +83,7 @@ class Driven:
     cycle happens exactly when the test says and nothing runs on a schedule in between.
     """
 
-    def __init__(self, config: Dict[str, Any], tmp: Path, *, max_retries: int = 1,
-                 connect: bool = True) -> None:
+    def __init__(self, config: Dict[str, Any], tmp: Path, *, max_retries: int = 1) -> None:
         self.config = config
         self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
         self.bridge = self.service.bridge
@@ -75,9 +91,8 @@ class Driven:
         self.transport.backoff_base = 0.01
         self.transport.max_retries = max_retries
         self.base = config["mqtt"]["base_topic"]
-        if connect:
-            self.service.mqtt.start()
-            assert self.service.mqtt.wait_connected(10), "bridge did not connect to the broker"
+        self.service.mqtt.start()
+        assert self.service.mqtt.wait_connected(10), "bridge did not connect to the broker"
 
     def cycle(self, devices: bool = False) -> None:
         """One round of scheduled work: (devices), realtime, faults."""
@@ -131,7 +146,13 @@ def records(caplog: pytest.LogCaptureFixture, minimum: int = logging.WARNING,
 
 
 def describe(found: Sequence[logging.LogRecord]) -> str:
-    return "\n".join(f"{r.levelname} {r.name}: {r.getMessage()}" for r in found) or "(none)"
+    """Log records as lines, with the exception of each that carries one."""
+    def line(r: logging.LogRecord) -> str:
+        text = f"{r.levelname} {r.name}: {r.getMessage()}"
+        if r.exc_info and r.exc_info[1] is not None:
+            text += f" [{type(r.exc_info[1]).__name__}: {r.exc_info[1]}]"
+        return text
+    return "\n".join(line(r) for r in found) or "(none)"
 
 
 def unhandled(caplog: pytest.LogCaptureFixture) -> List[logging.LogRecord]:
@@ -156,7 +177,9 @@ def start_cli(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.Po
 
 
 def cli_env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    """The environment of a CLI run: no systemd journal, no CA bundle overrides for requests."""
+    dropped = ("JOURNAL_STREAM", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     env.update(extra or {})
     return env
@@ -175,25 +198,39 @@ def traceback_free(text: str) -> bool:
 # -- brokers with a custom configuration ---------------------------------------------------------
 
 class CustomBroker:
-    """mosquitto with extra configuration lines (TLS listener, password file)."""
+    """mosquitto with extra configuration lines (TLS listener, password file, persistence).
 
-    def __init__(self, tmp: Path, lines: Sequence[str]) -> None:
-        self.port = free_port()
+    Run as root, mosquitto would switch to the user "mosquitto", who can neither read the test's
+    files nor write its database into pytest's private temporary directory: it stays root here.
+    """
+
+    def __init__(self, tmp: Path, lines: Sequence[str], port: Optional[int] = None) -> None:
+        self.port = port or free_port()
+        self.tmp = tmp
+        self.lines = list(lines)
         self.conf = tmp / f"mosquitto-custom-{self.port}.conf"
-        self.conf.write_text("\n".join([f"listener {self.port} 127.0.0.1", "persistence false",
-                                        *lines]) + "\n")
+        persistence = [] if any(line.startswith("persistence ") for line in lines) else [
+            "persistence false"]
+        self.conf.write_text("\n".join([f"listener {self.port} 127.0.0.1", "user root",
+                                        *persistence, *lines]) + "\n")
         self.log = tmp / f"mosquitto-custom-{self.port}.log"
         self.process: Optional[subprocess.Popen] = None
 
+    @classmethod
+    def persistent(cls, tmp: Path, port: Optional[int] = None) -> "CustomBroker":
+        """A plain broker that keeps retained messages and sessions across restarts."""
+        return cls(tmp, ["allow_anonymous true", "persistence true",
+                         f"persistence_location {tmp}/", "autosave_interval 1"], port)
+
     def start(self) -> "CustomBroker":
-        with open(self.log, "wb") as log:
+        with open(self.log, "ab") as log:
             self.process = subprocess.Popen([need_mosquitto(), "-c", str(self.conf)],
                                             stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_port(self.port)
         except RuntimeError:
             self.stop()
-            raise RuntimeError("mosquitto did not start: " + self.log.read_text())
+            raise RuntimeError("mosquitto did not start: " + self.log.read_text()) from None
         return self
 
     def stop(self) -> None:
@@ -205,15 +242,14 @@ class CustomBroker:
 class Collector:
     """Every message on ``#`` of a broker, retained ones included, for secret scans."""
 
-    def __init__(self, port: int, **connect: Any) -> None:
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion
+    def __init__(self, port: int, username: Optional[str] = None,
+                 password: Optional[str] = None) -> None:
         self.payloads: List[tuple] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"collector-{port}")
-        if connect.get("username"):
-            self.client.username_pw_set(connect["username"], connect.get("password"))
+        if username:
+            self.client.username_pw_set(username, password)
         self.client.on_connect = lambda c, *a: c.subscribe("#", qos=1)
         self.client.on_subscribe = lambda *a: self._ready.set()
         self.client.on_message = self._on_message
