@@ -108,7 +108,7 @@ class Bridge:
         self._trouble_count = 0
         self._blocked_until: Optional[dt.datetime] = None
         self._last_cloud_poll = float("-inf")
-        self._requests: "queue.Queue[Request]" = queue.Queue(MAX_QUEUED_REQUESTS)
+        self._requests: "queue.Queue[Optional[Request]]" = queue.Queue(MAX_QUEUED_REQUESTS)
         self._pending_refresh: Optional[PendingRefresh] = None
         self._lock = threading.RLock()
         self.stop_event = stop_event or threading.Event()
@@ -492,10 +492,19 @@ class Bridge:
                     request = self._requests.get(timeout=timeout)
                 except queue.Empty:
                     continue
-                self.handle(request)
+                if request is not None:      # None only wakes the loop up (see stop)
+                    self.handle(request)
             except Exception:   # the one broad catch: keep the service alive, say what happened
                 log.exception("Unexpected error in the polling loop; continuing")
                 self.stop_event.wait(5)
+
+    def stop(self) -> None:
+        """Ask the worker loop to end now (it may be waiting for a request)."""
+        self.stop_event.set()
+        try:
+            self._requests.put_nowait(None)
+        except queue.Full:
+            pass
 
     def _refresh_wait(self) -> float:
         pending = self._pending_refresh

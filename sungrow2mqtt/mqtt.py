@@ -36,6 +36,14 @@ def encode(payload: Any) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """TCP_NODELAY: paho writes a burst of small packets; Nagle would hold each for ~40 ms."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):   # not a TCP socket (e.g. a Unix socket)
+        pass
+
+
 def _path(value: Any) -> Optional[str]:
     return None if value is None else str(value)
 
@@ -69,6 +77,7 @@ class MqttConnection:
             if insecure:
                 log.warning("mqtt.tls.insecure is set: the broker's certificate is not verified")
                 self._client.tls_insecure_set(True)
+        self._client.on_socket_open = _no_delay
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect

@@ -82,6 +82,7 @@ class Service:
         worker.start()
         self.stop_event.wait()
         log.info("Stopping")
+        self.bridge.stop()
         self.mqtt.stop()
         self.bridge.publish_info()        # the status file now says "not connected"
         worker.join(timeout=1.0)

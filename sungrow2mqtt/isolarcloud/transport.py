@@ -184,7 +184,9 @@ class Transport:
                 log.debug("%s: %s; retry %d/%d in %.1f s", service, exc.reason, attempt,
                           self.max_retries, delay)
                 self.stats.retries += 1
-                self._sleep(delay)
+                if self._sleep(delay) is True:    # an Event.wait that was woken: stopping
+                    raise ServerError(f"{service}: {exc.reason} (stopping, not retried)",
+                                      endpoint=service) from None
                 continue
             code = str(envelope.get("result_code"))
             if code == SUCCESS:
