@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:   # `python benchmarks/NAME.py` puts only benchmarks/ on the path
@@ -38,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from sungrow2mqtt.config import parse_config  # noqa: E402
 from sungrow2mqtt.service import Service  # noqa: E402
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, Fleet, SimulatorServer  # noqa: E402
+from sungrow2mqtt.simulator import server as simulator_server  # noqa: E402
 
 # A simulator without the gateway's burst limiter and hourly quota, so loops measure the bridge.
 UNLIMITED_BURST = 1_000_000
@@ -46,6 +47,20 @@ UNLIMITED_QUOTA = 1_000_000_000
 GATEWAY_BURST, GATEWAY_RATE, GATEWAY_QUOTA = 15, 10.0, 10_000
 
 FLEETS: Tuple[str, ...] = ("1", "10", "100", "default")
+T = TypeVar("T")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *,
+                         fleets: Optional[Sequence[str]] = FLEETS, timing: bool = True) -> None:
+    """The options the benchmarks share, so they read the same everywhere."""
+    if fleets:
+        parser.add_argument("--fleets", default=",".join(fleets),
+                            help="comma-separated numbers of devices and/or 'default' "
+                            "(default: %(default)s)")
+    if timing:
+        parser.add_argument("--stock-simulator", action="store_true",
+                            help="keep the simulator's ~40 ms-per-call Nagle stall (see README)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the bridge's logs")
 
 
 def fleet_label(spec: str) -> str:
@@ -69,14 +84,14 @@ def setup_logging(verbose: bool = False) -> None:
 # -- ports and processes ----------------------------------------------------------------------
 
 def free_port() -> int:
-    """A loopback port nobody listens on right now."""
+    """A loopback port nobody listens on right now, so runs never collide with each other."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Block until something accepts connections on the loopback port."""
+    """Block until the port accepts connections, so clients never race a server's start."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -88,7 +103,7 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 def end_process(process: "subprocess.Popen[Any]", timeout: float = 10.0) -> Optional[int]:
-    """SIGTERM, then SIGKILL if it does not go; returns the exit code."""
+    """SIGTERM, then SIGKILL, so no benchmark leaves a process behind; returns the exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -100,14 +115,14 @@ def end_process(process: "subprocess.Popen[Any]", timeout: float = 10.0) -> Opti
 
 
 def child_env() -> Dict[str, str]:
-    """Environment for child Pythons: the repository importable without installing it."""
+    """Environment for child Pythons, so the repository is importable without installing it."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return env
 
 
 def mosquitto_binary() -> str:
-    """Path of the mosquitto broker (PATH, then the Debian location)."""
+    """Path of mosquitto: Debian puts it in /usr/sbin, which is not on every PATH."""
     found = shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)),
         None)
@@ -117,17 +132,22 @@ def mosquitto_binary() -> str:
 
 
 class Mosquitto:
-    """A throw-away mosquitto on a free loopback port, without persistence."""
+    """A throw-away mosquitto on a free loopback port, without persistence.
 
-    def __init__(self, workdir: Path) -> None:
+    ``nodelay`` sets mosquitto's ``set_tcp_nodelay``; its default (off) lets Nagle hold back
+    the second and later messages of a burst to a subscriber for a delayed ACK (~40 ms).
+    """
+
+    def __init__(self, workdir: Path, nodelay: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
+        self.nodelay = nodelay
         self.process: Optional["subprocess.Popen[bytes]"] = None
 
     def __enter__(self) -> "Mosquitto":
         conf = self.workdir / f"mosquitto-{self.port}.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        "persistence false\n")
+                        f"persistence false\nset_tcp_nodelay {str(self.nodelay).lower()}\n")
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
@@ -142,9 +162,12 @@ class SimulatorProcess:
     """The Open API simulator in a child process, steered over its ``/_sim/`` control surface."""
 
     def __init__(self, fleet: str = "default", *, seed: int = 0, burst: int = UNLIMITED_BURST,
-                 rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA) -> None:
+                 rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA,
+                 stock: bool = False) -> None:
         self.args = ["--fleet", fleet, "--seed", str(seed), "--burst", str(burst),
                      "--rate", str(rate), "--quota", str(quota)]
+        if stock:
+            self.args.append("--stock")
         self.process: Optional["subprocess.Popen[str]"] = None
         self.url = ""
         self._http = requests.Session()
@@ -177,28 +200,32 @@ class SimulatorProcess:
         return reply.json()
 
     def calls(self) -> Dict[str, int]:
-        """Requests per endpoint the simulator has served (failed ones included)."""
+        """Requests per endpoint the simulator served (failed ones too): the server's count."""
         return dict(self._control("GET", "calls"))
 
     def reset_counts(self) -> None:
-        """Zero the simulator's call counts."""
+        """Zero the simulator's call counts, to count one poll at a time."""
         self._control("POST", "reset-counts")
+
+    def reset(self) -> None:
+        """Drop queued failures (and counts, quota use, nonces): a clean cloud from now on."""
+        self._control("POST", "reset")
 
     def fail_next(self, count: int, mode: str, code: Optional[str] = None,
                   delay: Optional[float] = None) -> None:
-        """Make the next ``count`` Open API requests fail as ``mode`` says."""
+        """Make the next ``count`` requests fail as ``mode`` says, to exercise the recovery."""
         self._control("POST", "fail", {"count": count, "mode": mode, "code": code,
                                        "delay": delay})
 
     def add_fault(self, ps_key: str, code: int, name: str, fault_type: int = 1,
                   fault_level: int = 1) -> str:
-        """Raise a fault on a device; returns its id."""
+        """Raise a fault on a device, so the faults poll has rows to report; returns its id."""
         return str(self._control("POST", "faults", {
             "ps_key": ps_key, "code": code, "name": name, "fault_type": fault_type,
             "fault_level": fault_level})["id"])
 
     def clear_fault(self, fault_id: str) -> None:
-        """Close a fault raised with :meth:`add_fault`."""
+        """Close a fault raised with :meth:`add_fault`, so faults come and go as in a plant."""
         reply = self._http.delete(f"{self.url}/_sim/faults/{fault_id}", timeout=10)
         if reply.status_code not in (200, 404):
             reply.raise_for_status()
@@ -212,7 +239,12 @@ def _simulate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--burst", type=int, default=GATEWAY_BURST)
     parser.add_argument("--rate", type=float, default=GATEWAY_RATE)
     parser.add_argument("--quota", type=int, default=GATEWAY_QUOTA)
+    parser.add_argument("--stock", action="store_true", help="keep Nagle on (~40 ms per call)")
     args = parser.parse_args(argv)
+    if not args.stock:
+        # The stock handler writes headers and body in two send()s with Nagle on, so the
+        # client's delayed ACK adds ~40 ms to every call; benchmarks want the bridge's cost.
+        simulator_server._Handler.disable_nagle_algorithm = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = SimulatorServer(port=0, fleet=make_fleet(args.fleet, args.seed),
                              burst_capacity=args.burst, replenish_rate=args.rate,
@@ -230,15 +262,16 @@ def new_base_topic() -> str:
     return "s2m_bench_" + uuid.uuid4().hex[:8]
 
 
-def bridge_config(sim_url: str, broker_port: Optional[int], base: str, workdir: Path,
-                  **polling: Any) -> Dict[str, Any]:
+def bridge_config(sim_url: str, broker_port: Optional[int], base: str, workdir: Path, *,
+                  timeout: float = 5, **polling: Any) -> Dict[str, Any]:
     """Raw configuration of a bridge for the simulator; polls are slow unless ``polling`` says."""
     return {
         "isolarcloud": {"server": sim_url, "appkey": DEFAULT_CREDENTIALS.appkey,
                         "access_key": DEFAULT_CREDENTIALS.access_key,
                         "username": DEFAULT_CREDENTIALS.username,
                         "password": DEFAULT_CREDENTIALS.password,
-                        "token_file": str(workdir / f"token-{base}.json"), "timeout": 5},
+                        # a directory per bridge: status.json is written beside the token
+                        "token_file": str(workdir / base / "token.json"), "timeout": timeout},
         "mqtt": {"host": "127.0.0.1", "port": broker_port or free_port(), "base_topic": base,
                  "client_id": "s2m-" + base[-8:]},
         "homeassistant": {"prefix": f"{base}_ha", "status_topic": f"{base}_ha/status"},
@@ -274,25 +307,25 @@ class InProcessBridge:
             config, polling=dataclasses.replace(config.polling, **intervals))
 
     def connect(self, timeout: float = 10.0) -> None:
-        """Connect to the broker and wait until the connection is up."""
+        """Connect and wait, so no publish of the first cycle is dropped as "not connected"."""
         self.service.mqtt.start()
         self._mqtt_started = True
         if not self.service.mqtt.wait_connected(timeout):
             raise RuntimeError("the bridge could not connect to the broker")
 
     def start_worker(self) -> None:
-        """Run the bridge's own loop (first poll, schedule, requests) on a thread."""
+        """Run the bridge's own loop on a thread, as ``sungrow2mqtt run`` does."""
         self._worker = threading.Thread(target=self.bridge.run_forever, name="bridge",
                                         daemon=True)
         self._worker.start()
 
     @property
     def worker_alive(self) -> bool:
-        """Whether the worker thread is still running."""
+        """Whether the worker thread still runs: a dead worker fails the soak."""
         return self._worker is not None and self._worker.is_alive()
 
     def stop(self) -> None:
-        """Stop the worker, say offline, disconnect and close the HTTP pool."""
+        """Stop the worker, say offline, disconnect, close the HTTP pool: nothing left running."""
         self.service.stop_event.set()
         if self._mqtt_started:
             self.service.mqtt.stop()
@@ -310,22 +343,46 @@ class InProcessBridge:
 class BridgeProcess:
     """``python -m sungrow2mqtt run -c CONFIG`` as a child process, stopped with SIGTERM."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, stderr_path: Optional[Path] = None) -> None:
         self.config_path = config_path
+        self.stderr_path = stderr_path
         self.process: Optional["subprocess.Popen[bytes]"] = None
         self.started_at = 0.0
         self.exit_code: Optional[int] = None
+        self.stop_seconds = 0.0
 
     def __enter__(self) -> "BridgeProcess":
-        self.started_at = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "sungrow2mqtt", "run", "-c", str(self.config_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(), cwd=ROOT)
+        stderr: Any = subprocess.DEVNULL
+        if self.stderr_path is not None:
+            stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - closed right after Popen
+        try:
+            self.started_at = time.monotonic()
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sungrow2mqtt", "run", "-c", str(self.config_path)],
+                stdout=subprocess.DEVNULL, stderr=stderr, env=child_env(), cwd=ROOT)
+        finally:
+            if stderr is not subprocess.DEVNULL:
+                stderr.close()
         return self
+
+    @property
+    def pid(self) -> int:
+        """The child's process id, to read its figures from /proc."""
+        assert self.process is not None
+        return self.process.pid
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
+            stopping = time.monotonic()
             self.exit_code = end_process(self.process)
+            self.stop_seconds = time.monotonic() - stopping
+
+    def logged(self, level: str) -> List[str]:
+        """Lines of the child's stderr at ``level`` (e.g. ERROR), when it was captured."""
+        if self.stderr_path is None or not self.stderr_path.exists():
+            return []
+        return [line for line in self.stderr_path.read_text(errors="replace").splitlines()
+                if f" {level} " in f" {line} "]
 
 
 class Recorder:
@@ -360,19 +417,20 @@ class Recorder:
         client.subscribe([(f, 1) for f in self._filters])
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        payload = bytes(message.payload)
         if self._hook is not None:
-            self._hook(message.topic, message.payload)
+            self._hook(message.topic, payload)
         with self._cond:
             self.received += 1
             if self._keep:
                 now = time.monotonic()
-                self.messages.append((now, message.topic, message.payload))
+                self.messages.append((now, message.topic, payload))
                 self._times.append(now)
             self._cond.notify_all()
 
-    def wait_for(self, found: Callable[[List[Tuple[float, str, bytes]]], Any],
-                 timeout: float, what: str) -> Any:
-        """Wait until ``found(messages)`` is truthy and return it."""
+    def wait_for(self, found: Callable[[List[Tuple[float, str, bytes]]], Optional[T]],
+                 timeout: float, what: str) -> T:
+        """Wait until ``found(messages)`` is truthy and return it: every measurement's wait."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -393,13 +451,18 @@ class Recorder:
                          if name == topic and check(p)), None)
         return self.wait_for(scan, timeout, f"a message on {topic}")
 
+    def between(self, topic: str, after: float, before: float) -> List[bytes]:
+        """Payloads on ``topic`` that arrived in (after, before]: what one exchange produced."""
+        with self._cond:
+            return [p for t, name, p in self.messages if name == topic and after < t <= before]
+
     def publish(self, topic: str, payload: Any) -> None:
-        """Publish (QoS 1, not retained) and wait until the broker has it."""
+        """Publish (QoS 1, not retained) and wait for the broker, as Home Assistant would."""
         data = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
         self.client.publish(topic, data, qos=1).wait_for_publish(5)
 
     def close(self) -> None:
-        """Disconnect."""
+        """Disconnect, so the broker forgets this client."""
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -416,7 +479,7 @@ def wait_first_cycle(recorder: Recorder, base: str, after: float = 0.0,
     topic = f"{base}/bridge/info"
 
     def done(payload: bytes) -> bool:
-        return json.loads(payload)["last_poll"]["faults"]["outcome"] == "ok"
+        return bool(json.loads(payload)["last_poll"]["faults"]["outcome"] == "ok")
     return dict(json.loads(recorder.first(topic, after, timeout, done)[1]))
 
 
@@ -436,12 +499,12 @@ def proc_stats(pid: Optional[int] = None) -> Dict[str, int]:
 
 
 def mib(kib: float) -> str:
-    """KiB as MiB with one decimal."""
+    """KiB as MiB with one decimal, the unit of the memory tables."""
     return f"{kib / 1024:.1f}"
 
 
 def summary(values: Sequence[float]) -> Dict[str, float]:
-    """min, median, p95 (nearest rank), max and mean of samples."""
+    """min, median, p95 (nearest rank), max and mean: what the latency tables report."""
     ordered = sorted(values)
     rank = max(1, math.ceil(0.95 * len(ordered)))
     return {"min": ordered[0], "median": statistics.median(ordered), "p95": ordered[rank - 1],
@@ -449,7 +512,7 @@ def summary(values: Sequence[float]) -> Dict[str, float]:
 
 
 def ms(seconds: float) -> str:
-    """Seconds as milliseconds with two decimals."""
+    """Seconds as milliseconds with two decimals, the unit of the timing tables."""
     return f"{seconds * 1000:.2f}"
 
 
@@ -465,7 +528,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def workdir() -> "tempfile.TemporaryDirectory[str]":
-    """A temporary directory for configs, tokens and broker files."""
+    """A temporary directory for configs, tokens and broker files, removed afterwards."""
     return tempfile.TemporaryDirectory(prefix="s2m-bench-")
 
 
@@ -486,13 +549,13 @@ class CycleCalls:
     login_calls: int
 
     def total(self, kind: str) -> int:
-        """HTTP requests of one kind of poll."""
+        """HTTP requests of one kind of poll: what the quota is spent on."""
         return sum(self.calls[kind].values())
 
 
-def measure_calls(fleet: str, open_faults: int = 0) -> CycleCalls:
+def measure_calls(fleet: str, open_faults: int = 0, stock: bool = False) -> CycleCalls:
     """Run devices, realtime and faults once each on a bridge and count every HTTP request."""
-    with workdir() as tmp, SimulatorProcess(fleet) as sim:
+    with workdir() as tmp, SimulatorProcess(fleet, stock=stock) as sim:
         keys = [d.ps_key for d in make_fleet(fleet).devices() if d.device_type != 11]
         for index in range(open_faults):            # same seed: the child's fleet is this one
             sim.add_fault(keys[index % len(keys)], 13824 + index, f"Benchmark fault {index}")
@@ -528,14 +591,24 @@ def _delta(before: Dict[str, int], after: Dict[str, int]) -> Dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
+def acknowledged_but_held(running: InProcessBridge) -> int:
+    """Publishes the broker acknowledged that MqttConnection still tracks: they never go away.
+
+    A diagnostic that reads a private attribute: paho calls on_publish before it marks the
+    message published, so a PUBACK racing the publishing thread leaves its entry behind.
+    """
+    pending = dict(running.service.mqtt._pending)
+    return sum(1 for info in pending.values() if info.is_published())
+
+
 def lift_cloud_pause(bridge: Any) -> None:
     """End a rate-limit pause now (the bridge has no public way; see benchmarks/README.md)."""
     bridge._blocked_until = None
 
 
-def iter_fleets(only: Optional[str]) -> Iterator[str]:
-    """The fleets to run: all of :data:`FLEETS`, or the comma-separated ``only``."""
-    for spec in (only.split(",") if only else FLEETS):
+def iter_fleets(specs: str) -> Iterator[str]:
+    """The fleets of a comma-separated ``--fleets`` value, checked before anything starts."""
+    for spec in specs.split(","):
         if spec != "default" and not spec.isdigit():
             raise SystemExit(f"fleet must be 'default' or a number, got {spec!r}")
         yield spec

@@ -9,7 +9,10 @@ import argparse
 import math
 from typing import Dict, List, Optional, Sequence
 
-from _harness import CycleCalls, fleet_label, iter_fleets, measure_calls, setup_logging, table
+from _harness import (
+    CycleCalls, add_common_arguments, fleet_label, iter_fleets, measure_calls, setup_logging,
+    table,
+)
 
 # The document's limits (2.14: at most 50 devices per getDeviceRealTimeData call, one device type
 # per call).  It names no page size nor point limit; 100 is what the client asks for, so a point
@@ -38,10 +41,9 @@ def _cell(measured: int, least: int) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the calls table; its numbers feed quota_fit.py and the README."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fleets", help="comma-separated: numbers of devices and/or 'default'")
+    add_common_arguments(parser, timing=False)
     parser.add_argument("--open-faults", type=int, default=0,
                         help="raise this many faults first, to see the faults poll page")
-    parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     rows: List[List[object]] = []

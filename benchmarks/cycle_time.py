@@ -9,15 +9,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import datetime as dt
 import io
+import math
 import pstats
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from _harness import (
-    GATEWAY_BURST, GATEWAY_RATE, InProcessBridge, Mosquitto, SimulatorProcess, bridge_config,
-    fleet_label, iter_fleets, ms, new_base_topic, setup_logging, summary, table, workdir,
+    GATEWAY_BURST, GATEWAY_RATE, InProcessBridge, Mosquitto, SimulatorProcess,
+    add_common_arguments, bridge_config, fleet_label, iter_fleets, ms, new_base_topic,
+    setup_logging, summary, table, workdir,
 )
 
 from sungrow2mqtt.model import Device
@@ -25,6 +28,7 @@ from sungrow2mqtt.model import Device
 MODES = ("no broker", "mosquitto")
 WARMUP_CYCLES = 5
 THROUGHPUT_SECONDS = 1.0
+BROKER_UPDATES = 2000      # device states published per fleet to time the broker path
 
 
 class Stopwatch:
@@ -35,7 +39,7 @@ class Stopwatch:
         self.cpu = 0.0
 
     def wrap(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        """``func`` timed into this stopwatch."""
+        """``func``, timed into this stopwatch, so the bridge calls it unaware of the timing."""
         def timed(*args: Any, **kwargs: Any) -> Any:
             wall, cpu = time.perf_counter(), time.thread_time()
             try:
@@ -46,15 +50,15 @@ class Stopwatch:
         return timed
 
     def reset(self) -> None:
-        """Start a new cycle."""
+        """Zero the tallies: each cycle is split on its own."""
         self.wall = self.cpu = 0.0
 
 
 @contextlib.contextmanager
-def running_bridge(spec: str, with_broker: bool, tmp: Path, **limits: Any
+def running_bridge(spec: str, with_broker: bool, tmp: Path, **simulator: Any
                    ) -> Iterator[InProcessBridge]:
     """A bridge with its devices known, against a simulator (and a mosquitto if asked)."""
-    with SimulatorProcess(spec, **limits) as sim, contextlib.ExitStack() as stack:
+    with SimulatorProcess(spec, **simulator) as sim, contextlib.ExitStack() as stack:
         broker = stack.enter_context(Mosquitto(tmp)) if with_broker else None
         config = bridge_config(sim.url, broker.port if broker else None, new_base_topic(), tmp)
         running = stack.enter_context(InProcessBridge(config, tmp))
@@ -68,8 +72,11 @@ def time_cycles(running: InProcessBridge, cycles: int) -> Dict[str, List[float]]
     """Per-cycle wall, process CPU, client (HTTP + JSON) and mapping times of realtime polls."""
     bridge = running.bridge
     client_watch, mapping_watch = Stopwatch(), Stopwatch()
-    bridge.client.get_real_time_data = client_watch.wrap(bridge.client.get_real_time_data)
-    bridge._update_device = mapping_watch.wrap(bridge._update_device)
+    client = bridge.client
+    client.get_real_time_data = client_watch.wrap(  # type: ignore[method-assign]
+        client.get_real_time_data)
+    bridge._update_device = mapping_watch.wrap(  # type: ignore[method-assign]
+        bridge._update_device)
     figures: Dict[str, List[float]] = {k: [] for k in (
         "wall", "cpu", "client", "client_cpu", "mapping", "network_wait", "without_wait")}
     for index in range(WARMUP_CYCLES + cycles):
@@ -92,7 +99,7 @@ def time_cycles(running: InProcessBridge, cycles: int) -> Dict[str, List[float]]
 
 
 def realtime_rows(running: InProcessBridge) -> List[Tuple[Device, Dict[str, Any]]]:
-    """(device, raw realtime row) of every device, as the cloud sends them now."""
+    """(device, raw realtime row) of every device: realistic input for the mapping loops."""
     bridge = running.bridge
     devices = list(bridge.devices.values())
     points = {t: [s.point_id for s in bridge.catalog.enabled(t)]
@@ -102,7 +109,7 @@ def realtime_rows(running: InProcessBridge) -> List[Tuple[Device, Dict[str, Any]
 
 
 def throughput(work: Callable[[], int]) -> float:
-    """Points a second ``work`` (which returns points handled) manages over about a second."""
+    """Points a second ``work`` (returning points handled) manages; a second evens out noise."""
     done, started = 0, time.perf_counter()
     while True:
         done += work()
@@ -111,13 +118,17 @@ def throughput(work: Callable[[], int]) -> float:
             return done / elapsed
 
 
-def mapping_throughput(running: InProcessBridge) -> Dict[str, float]:
-    """Points/s through PointSpec.convert alone and through the bridge's _update_device."""
+def mapping_throughput(running: InProcessBridge, connected: bool) -> Dict[str, float]:
+    """Points/s through PointSpec.convert alone and through the bridge's _update_device.
+
+    With a broker, a fixed number of device updates is timed until mosquitto acknowledged every
+    publish: paho queues faster than it sends, so a loop alone would time the queueing.
+    """
     bridge = running.bridge
     pairs = realtime_rows(running)
     specs = {d.device_type: bridge.catalog.enabled(d.device_type) for d, _ in pairs}
     points = sum(len(specs[d.device_type]) for d, _ in pairs)
-    polled_at = time.time()
+    polled_at = dt.datetime.now(dt.timezone.utc)
 
     def convert_all() -> int:
         for device, row in pairs:
@@ -126,23 +137,25 @@ def mapping_throughput(running: InProcessBridge) -> Dict[str, float]:
         return points
 
     def update_all() -> int:
-        moment = _utc(polled_at)
         for device, row in pairs:
-            bridge._update_device(device, row, moment)
+            bridge._update_device(device, row, polled_at)
         return points
-    result = {"convert": throughput(convert_all), "update": throughput(update_all)}
-    running.service.mqtt.wait_published(60)
-    return result
+    if not connected:
+        return {"convert": throughput(convert_all), "update": throughput(update_all)}
+    rounds = max(1, math.ceil(BROKER_UPDATES / len(pairs)))
+    started = time.perf_counter()
+    for _ in range(rounds):
+        update_all()
+    if not running.service.mqtt.wait_published(120):
+        raise RuntimeError("mosquitto did not acknowledge the updates within 120 s")
+    elapsed = time.perf_counter() - started
+    return {"update": rounds * points / elapsed, "messages": rounds * len(pairs) / elapsed}
 
 
-def _utc(epoch: float) -> Any:
-    import datetime as dt
-    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc)
-
-
-def paced_cycles(spec: str, tmp: Path, cycles: int) -> Tuple[float, float]:
+def paced_cycles(spec: str, tmp: Path, cycles: int, stock: bool) -> Tuple[float, float]:
     """Median wall time and rate-limit wait per back-to-back cycle under the gateway's bucket."""
-    with running_bridge(spec, False, tmp, burst=GATEWAY_BURST, rate=GATEWAY_RATE) as running:
+    with running_bridge(spec, False, tmp, burst=GATEWAY_BURST, rate=GATEWAY_RATE,
+                        stock=stock) as running:
         stats = running.client.transport.stats
         walls, waits = [], []
         for _ in range(cycles):
@@ -153,9 +166,9 @@ def paced_cycles(spec: str, tmp: Path, cycles: int) -> Tuple[float, float]:
         return summary(walls)["median"], summary(waits)["median"]
 
 
-def profile(spec: str, tmp: Path, cycles: int) -> str:
-    """cProfile's top functions (own time) over realtime cycles with a broker."""
-    with running_bridge(spec, True, tmp) as running:
+def profile(spec: str, tmp: Path, cycles: int, stock: bool) -> str:
+    """cProfile's top functions (own time) over cycles with a broker: where the CPU goes."""
+    with running_bridge(spec, True, tmp, stock=stock) as running:
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(cycles):
@@ -169,13 +182,12 @@ def profile(spec: str, tmp: Path, cycles: int) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print cycle and throughput tables; --profile adds where a cycle's CPU goes."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fleets", help="comma-separated: numbers of devices and/or 'default'")
+    add_common_arguments(parser)
     parser.add_argument("--cycles", type=int, default=100, help="timed cycles per fleet and mode")
-    parser.add_argument("--paced-cycles", type=int, default=20,
+    parser.add_argument("--paced-cycles", type=int, default=10,
                         help="cycles under the gateway's burst limit (0 skips that table)")
     parser.add_argument("--profile", metavar="FLEET", nargs="?", const="100",
                         help="also profile cycles of this fleet (default 100 devices)")
-    parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     cycle_rows: List[List[object]] = []
@@ -186,7 +198,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for spec in iter_fleets(args.fleets):
             rates: Dict[str, float] = {}
             for mode in MODES:
-                with running_bridge(spec, mode == "mosquitto", tmp) as running:
+                connected = mode == "mosquitto"
+                with running_bridge(spec, connected, tmp,
+                                    stock=args.stock_simulator) as running:
                     devices = len(running.bridge.devices)
                     figures = time_cycles(running, args.cycles)
                     med = {k: summary(v)["median"] for k, v in figures.items()}
@@ -195,24 +209,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         ms(summary(figures["wall"])["p95"]), ms(med["cpu"]),
                         ms(med["network_wait"]), ms(med["without_wait"]),
                         ms(med["client_cpu"]), ms(med["mapping"])])
-                    for key, value in mapping_throughput(running).items():
-                        rates[f"{key} ({mode})"] = value
+                    rates.update({f"{key} ({mode})": value for key, value
+                                  in mapping_throughput(running, connected).items()})
             mapping_rows.append([fleet_label(spec), f"{rates['convert (no broker)']:,.0f}",
                                  f"{rates['update (no broker)']:,.0f}",
-                                 f"{rates['update (mosquitto)']:,.0f}"])
+                                 f"{rates['update (mosquitto)']:,.0f}",
+                                 f"{rates['messages (mosquitto)']:,.0f}"])
             if args.paced_cycles:
-                wall, wait = paced_cycles(spec, tmp, args.paced_cycles)
+                wall, wait = paced_cycles(spec, tmp, args.paced_cycles, args.stock_simulator)
                 paced_rows.append([fleet_label(spec), ms(wall), ms(wait)])
+        stall = " (stock: Nagle stall)" if args.stock_simulator else ""
         print(f"Realtime cycle (cloud_job('realtime', poll_realtime)), median of {args.cycles} "
-              f"after {WARMUP_CYCLES} warm-up cycles, milliseconds; simulator without burst "
-              "limit in another process.\n")
+              f"after {WARMUP_CYCLES} warm-up cycles, milliseconds; simulator{stall} without "
+              "burst limit in another process.\n")
         print(table(["fleet", "bridged", "MQTT", "wall", "wall p95", "CPU (process)",
                      "network wait", "wall without wait", "client CPU (HTTP+JSON)",
                      "mapping+publish"], cycle_rows))
         print("\nMapping throughput, points per second (realistic raw values from the simulator):"
               "\n")
         print(table(["fleet", "PointSpec.convert", "_update_device, no broker",
-                     "_update_device + mosquitto"], mapping_rows))
+                     "_update_device + mosquitto (acknowledged)", "state messages/s"],
+                    mapping_rows))
         if paced_rows:
             print(f"\nBack-to-back realtime cycles under the gateway's burst limit "
                   f"({GATEWAY_BURST} calls, {GATEWAY_RATE:g}/s), median ms per cycle:\n")
@@ -220,7 +237,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.profile:
             print(f"\nProfile of {args.cycles} cycles, {fleet_label(args.profile)}, with "
                   "mosquitto (top 20 by own time):\n")
-            print(profile(args.profile, tmp, args.cycles))
+            print(profile(args.profile, tmp, args.cycles, args.stock_simulator))
     return 0
 
 

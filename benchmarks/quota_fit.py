@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional, Sequence
 
-from _harness import fleet_label, iter_fleets, measure_calls, setup_logging, table
+from _harness import (
+    add_common_arguments, fleet_label, iter_fleets, measure_calls, setup_logging, table,
+)
 
 from sungrow2mqtt.quota import MIN_POLL_INTERVAL, calls_per_hour, fastest_safe_interval
 
@@ -20,11 +22,9 @@ DEVICES_INTERVAL = DEFAULT_INTERVALS[2]
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print one row per fleet and quota; the README's quota table comes from here."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fleets", default="default,10,100",
-                        help="comma-separated: numbers of devices and/or 'default'")
+    add_common_arguments(parser, fleets=("default", "10", "100"), timing=False)
     parser.add_argument("--margin", type=float, default=0.8,
                         help="share of the quota polling may use (default 0.8)")
-    parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     rows: List[List[object]] = []

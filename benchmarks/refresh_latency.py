@@ -1,0 +1,134 @@
+"""Latency of an on-demand refresh through a real broker, next to the cloud's own answer time.
+
+Run from the repository root: ``python benchmarks/refresh_latency.py [--samples 20]``.  A user
+pressing "refresh" in Home Assistant waits for this, so the bridge's share of it must be small.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from _harness import (
+    BridgeProcess, InProcessBridge, Mosquitto, Recorder, SimulatorProcess,
+    add_common_arguments, bridge_config, fleet_label, ms, new_base_topic, setup_logging, summary,
+    table, wait_first_cycle, workdir, write_config,
+)
+
+GAP_SECONDS = 0.05     # between samples, so one refresh never coalesces with the next
+
+
+def refresh_samples(recorder: Recorder, base: str, plant_key: str, samples: int
+                    ) -> Dict[str, List[float]]:
+    """Seconds from publishing a refresh request to the plant's new state and to the response."""
+    state_topic, response_topic = f"{base}/{plant_key}", f"{base}/bridge/response/refresh"
+    figures: Dict[str, List[float]] = {"state": [], "response": [], "polls": [], "api_calls": []}
+    for _ in range(samples):
+        transaction = uuid.uuid4().hex
+
+        def ours(data: bytes, expected: str = transaction) -> bool:
+            return bool(json.loads(data).get("transaction") == expected)
+        started = time.monotonic()
+        recorder.publish(f"{base}/bridge/request/refresh", {"transaction": transaction})
+        state_at, _ = recorder.first(state_topic, started)
+        answered_at, payload = recorder.first(response_topic, started, check=ours)
+        response = json.loads(payload)
+        if response["status"] != "ok":
+            raise RuntimeError(f"refresh failed: {response}")
+        figures["state"].append(state_at - started)
+        figures["response"].append(answered_at - started)
+        figures["api_calls"].append(float(response["data"]["api_calls"]))
+        info = json.loads(recorder.between(f"{base}/bridge/info", started, answered_at)[-1])
+        figures["polls"].append(sum(info["last_poll"][kind]["duration_s"]
+                                    for kind in ("realtime", "faults")))
+        time.sleep(GAP_SECONDS)
+    return figures
+
+
+def measure(recorder: Recorder, base: str, samples: int) -> Dict[str, List[float]]:
+    """Wait for the bridge's first cycle (a refresh before it would measure startup), sample."""
+    plant_key = wait_first_cycle(recorder, base)["plants"][0]["ps_key"]
+    return refresh_samples(recorder, base, plant_key, samples)
+
+
+def cloud_samples(sim_url: str, tmp: Path, samples: int) -> Dict[str, List[float]]:
+    """Seconds the cloud (with the HTTP client) takes for one refresh's calls, called directly."""
+    config = bridge_config(sim_url, None, new_base_topic(), tmp)
+    with InProcessBridge(config, tmp) as running:
+        bridge, client = running.bridge, running.client
+        bridge.refresh_devices()
+        keys = [d.ps_key for d in bridge.devices.values()]
+        points = {t: [s.point_id for s in bridge.catalog.enabled(t)]
+                  for t in {d.device_type for d in bridge.devices.values()}}
+        figures: Dict[str, List[float]] = {"refresh_calls": [], "per_call": []}
+        for _ in range(samples):
+            before, started = client.transport.stats.total, time.perf_counter()
+            client.get_real_time_data(keys, points)
+            client.get_fault_alarm_info()
+            elapsed = time.perf_counter() - started
+            figures["refresh_calls"].append(elapsed)
+            figures["per_call"].append(elapsed / (client.transport.stats.total - before))
+        return figures
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Print the latency table; the README's refresh row comes from here."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--fleet", default="default", help="'default' or a number of devices")
+    parser.add_argument("--broker-nodelay", action="store_true",
+                        help="run mosquitto with set_tcp_nodelay true")
+    parser.add_argument("--what-if-nodelay", action="store_true",
+                        help="run the bridge in this process with TCP_NODELAY on its MQTT socket "
+                        "(and on mosquitto's): what the fix described in the README would buy")
+    add_common_arguments(parser, fleets=None)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    with workdir() as name, SimulatorProcess(args.fleet, stock=args.stock_simulator) as sim, \
+            Mosquitto(Path(name), nodelay=args.broker_nodelay or args.what_if_nodelay) as broker:
+        tmp, base = Path(name), new_base_topic()
+        config = bridge_config(sim.url, broker.port, base, tmp)
+        with Recorder(broker.port, f"{base}/#") as recorder:
+            if args.what_if_nodelay:
+                with InProcessBridge(config, tmp) as running:
+                    running.connect()
+                    paho_socket = running.service.mqtt._client.socket()
+                    if not isinstance(paho_socket, socket.socket):
+                        raise RuntimeError("the bridge's MQTT socket is not a TCP socket")
+                    paho_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    running.start_worker()
+                    refresh = measure(recorder, base, args.samples)
+            else:
+                with BridgeProcess(write_config(config, tmp)) as bridge:
+                    refresh = measure(recorder, base, args.samples)
+                if bridge.exit_code != 0:
+                    print(f"warning: the bridge exited with {bridge.exit_code} on SIGTERM")
+        cloud = cloud_samples(sim.url, tmp, args.samples)
+    rows = []
+    for label, values in (("request -> plant state", refresh["state"]),
+                          ("request -> response", refresh["response"]),
+                          ("bridge's own realtime+faults polls (bridge/info)", refresh["polls"]),
+                          ("cloud alone: the refresh's calls", cloud["refresh_calls"]),
+                          ("cloud alone: per HTTP call", cloud["per_call"])):
+        figures = summary(values)
+        rows.append([label] + [ms(figures[k]) for k in ("min", "median", "p95", "max")])
+    overhead = summary(refresh["response"])["median"] - summary(cloud["refresh_calls"])["median"]
+    notes = "".join([", set_tcp_nodelay true" if args.broker_nodelay else "",
+                     ", set_tcp_nodelay true; WHAT-IF: TCP_NODELAY on the bridge's MQTT "
+                     "socket" if args.what_if_nodelay else "",
+                     ", stock simulator (Nagle stall)" if args.stock_simulator else ""])
+    print(f"Refresh latency, {fleet_label(args.fleet)}, N={args.samples}, min_refresh_spacing 0, "
+          f"bridge {'in-process' if args.what_if_nodelay else 'as `python -m sungrow2mqtt run`'}"
+          f", mosquitto{notes}; milliseconds.\n")
+    print(table(["path", "min", "median", "p95", "max"], rows))
+    print(f"\nAPI calls per refresh: {summary(refresh['api_calls'])['median']:.0f}; bridge and "
+          f"broker overhead (median response - median cloud calls): {ms(overhead)} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
