@@ -38,7 +38,6 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from sungrow2mqtt.config import parse_config  # noqa: E402
 from sungrow2mqtt.service import Service  # noqa: E402
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, Fleet, SimulatorServer  # noqa: E402
-from sungrow2mqtt.simulator import server as simulator_server  # noqa: E402
 
 # A simulator without the gateway's burst limiter and hourly quota, so loops measure the bridge.
 UNLIMITED_BURST = 1_000_000
@@ -51,15 +50,12 @@ T = TypeVar("T")
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, *,
-                         fleets: Optional[Sequence[str]] = FLEETS, timing: bool = True) -> None:
+                         fleets: Optional[Sequence[str]] = FLEETS) -> None:
     """The options the benchmarks share, so they read the same everywhere."""
     if fleets:
         parser.add_argument("--fleets", default=",".join(fleets),
                             help="comma-separated numbers of devices and/or 'default' "
                             "(default: %(default)s)")
-    if timing:
-        parser.add_argument("--stock-simulator", action="store_true",
-                            help="keep the simulator's ~40 ms-per-call Nagle stall (see README)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the bridge's logs")
 
 
@@ -162,12 +158,9 @@ class SimulatorProcess:
     """The Open API simulator in a child process, steered over its ``/_sim/`` control surface."""
 
     def __init__(self, fleet: str = "default", *, seed: int = 0, burst: int = UNLIMITED_BURST,
-                 rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA,
-                 stock: bool = False) -> None:
+                 rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA) -> None:
         self.args = ["--fleet", fleet, "--seed", str(seed), "--burst", str(burst),
                      "--rate", str(rate), "--quota", str(quota)]
-        if stock:
-            self.args.append("--stock")
         self.process: Optional["subprocess.Popen[str]"] = None
         self.url = ""
         self._http = requests.Session()
@@ -239,12 +232,7 @@ def _simulate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--burst", type=int, default=GATEWAY_BURST)
     parser.add_argument("--rate", type=float, default=GATEWAY_RATE)
     parser.add_argument("--quota", type=int, default=GATEWAY_QUOTA)
-    parser.add_argument("--stock", action="store_true", help="keep Nagle on (~40 ms per call)")
     args = parser.parse_args(argv)
-    if not args.stock:
-        # The stock handler writes headers and body in two send()s with Nagle on, so the
-        # client's delayed ACK adds ~40 ms to every call; benchmarks want the bridge's cost.
-        simulator_server._Handler.disable_nagle_algorithm = True
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = SimulatorServer(port=0, fleet=make_fleet(args.fleet, args.seed),
                              burst_capacity=args.burst, replenish_rate=args.rate,
@@ -553,9 +541,9 @@ class CycleCalls:
         return sum(self.calls[kind].values())
 
 
-def measure_calls(fleet: str, open_faults: int = 0, stock: bool = False) -> CycleCalls:
+def measure_calls(fleet: str, open_faults: int = 0) -> CycleCalls:
     """Run devices, realtime and faults once each on a bridge and count every HTTP request."""
-    with workdir() as tmp, SimulatorProcess(fleet, stock=stock) as sim:
+    with workdir() as tmp, SimulatorProcess(fleet) as sim:
         keys = [d.ps_key for d in make_fleet(fleet).devices() if d.device_type != 11]
         for index in range(open_faults):            # same seed: the child's fleet is this one
             sim.add_fault(keys[index % len(keys)], 13824 + index, f"Benchmark fault {index}")

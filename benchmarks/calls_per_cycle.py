@@ -41,7 +41,7 @@ def _cell(measured: int, least: int) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the calls table; its numbers feed quota_fit.py and the README."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser, timing=False)
+    add_common_arguments(parser)
     parser.add_argument("--open-faults", type=int, default=0,
                         help="raise this many faults first, to see the faults poll page")
     args = parser.parse_args(argv)

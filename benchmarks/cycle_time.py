@@ -152,10 +152,9 @@ def mapping_throughput(running: InProcessBridge, connected: bool) -> Dict[str, f
     return {"update": rounds * points / elapsed, "messages": rounds * len(pairs) / elapsed}
 
 
-def paced_cycles(spec: str, tmp: Path, cycles: int, stock: bool) -> Tuple[float, float]:
+def paced_cycles(spec: str, tmp: Path, cycles: int) -> Tuple[float, float]:
     """Median wall time and rate-limit wait per back-to-back cycle under the gateway's bucket."""
-    with running_bridge(spec, False, tmp, burst=GATEWAY_BURST, rate=GATEWAY_RATE,
-                        stock=stock) as running:
+    with running_bridge(spec, False, tmp, burst=GATEWAY_BURST, rate=GATEWAY_RATE) as running:
         stats = running.client.transport.stats
         walls, waits = [], []
         for _ in range(cycles):
@@ -166,9 +165,9 @@ def paced_cycles(spec: str, tmp: Path, cycles: int, stock: bool) -> Tuple[float,
         return summary(walls)["median"], summary(waits)["median"]
 
 
-def profile(spec: str, tmp: Path, cycles: int, stock: bool) -> str:
+def profile(spec: str, tmp: Path, cycles: int) -> str:
     """cProfile's top functions (own time) over cycles with a broker: where the CPU goes."""
-    with running_bridge(spec, True, tmp, stock=stock) as running:
+    with running_bridge(spec, True, tmp) as running:
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(cycles):
@@ -199,8 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rates: Dict[str, float] = {}
             for mode in MODES:
                 connected = mode == "mosquitto"
-                with running_bridge(spec, connected, tmp,
-                                    stock=args.stock_simulator) as running:
+                with running_bridge(spec, connected, tmp) as running:
                     devices = len(running.bridge.devices)
                     figures = time_cycles(running, args.cycles)
                     med = {k: summary(v)["median"] for k, v in figures.items()}
@@ -216,11 +214,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                  f"{rates['update (mosquitto)']:,.0f}",
                                  f"{rates['messages (mosquitto)']:,.0f}"])
             if args.paced_cycles:
-                wall, wait = paced_cycles(spec, tmp, args.paced_cycles, args.stock_simulator)
+                wall, wait = paced_cycles(spec, tmp, args.paced_cycles)
                 paced_rows.append([fleet_label(spec), ms(wall), ms(wait)])
-        stall = " (stock: Nagle stall)" if args.stock_simulator else ""
         print(f"Realtime cycle (cloud_job('realtime', poll_realtime)), median of {args.cycles} "
-              f"after {WARMUP_CYCLES} warm-up cycles, milliseconds; simulator{stall} without "
+              f"after {WARMUP_CYCLES} warm-up cycles, milliseconds; simulator without "
               "burst limit in another process.\n")
         print(table(["fleet", "bridged", "MQTT", "wall", "wall p95", "CPU (process)",
                      "network wait", "wall without wait", "client CPU (HTTP+JSON)",
@@ -237,7 +234,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.profile:
             print(f"\nProfile of {args.cycles} cycles, {fleet_label(args.profile)}, with "
                   "mosquitto (top 20 by own time):\n")
-            print(profile(args.profile, tmp, args.cycles, args.stock_simulator))
+            print(profile(args.profile, tmp, args.cycles))
     return 0
 
 

@@ -22,7 +22,7 @@ DEVICES_INTERVAL = DEFAULT_INTERVALS[2]
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print one row per fleet and quota; the README's quota table comes from here."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_common_arguments(parser, fleets=("default", "10", "100"), timing=False)
+    add_common_arguments(parser, fleets=("default", "10", "100"))
     parser.add_argument("--margin", type=float, default=0.8,
                         help="share of the quota polling may use (default 0.8)")
     args = parser.parse_args(argv)

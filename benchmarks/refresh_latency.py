@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -82,31 +81,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--fleet", default="default", help="'default' or a number of devices")
     parser.add_argument("--broker-nodelay", action="store_true",
                         help="run mosquitto with set_tcp_nodelay true")
-    parser.add_argument("--what-if-nodelay", action="store_true",
-                        help="run the bridge in this process with TCP_NODELAY on its MQTT socket "
-                        "(and on mosquitto's): what the fix described in the README would buy")
     add_common_arguments(parser, fleets=None)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    with workdir() as name, SimulatorProcess(args.fleet, stock=args.stock_simulator) as sim, \
-            Mosquitto(Path(name), nodelay=args.broker_nodelay or args.what_if_nodelay) as broker:
+    with workdir() as name, SimulatorProcess(args.fleet) as sim, \
+            Mosquitto(Path(name), nodelay=args.broker_nodelay) as broker:
         tmp, base = Path(name), new_base_topic()
         config = bridge_config(sim.url, broker.port, base, tmp)
         with Recorder(broker.port, f"{base}/#") as recorder:
-            if args.what_if_nodelay:
-                with InProcessBridge(config, tmp) as running:
-                    running.connect()
-                    paho_socket = running.service.mqtt._client.socket()
-                    if not isinstance(paho_socket, socket.socket):
-                        raise RuntimeError("the bridge's MQTT socket is not a TCP socket")
-                    paho_socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    running.start_worker()
-                    refresh = measure(recorder, base, args.samples)
-            else:
-                with BridgeProcess(write_config(config, tmp)) as bridge:
-                    refresh = measure(recorder, base, args.samples)
-                if bridge.exit_code != 0:
-                    print(f"warning: the bridge exited with {bridge.exit_code} on SIGTERM")
+            with BridgeProcess(write_config(config, tmp)) as bridge:
+                refresh = measure(recorder, base, args.samples)
+            if bridge.exit_code != 0:
+                print(f"warning: the bridge exited with {bridge.exit_code} on SIGTERM")
         cloud = cloud_samples(sim.url, tmp, args.samples)
     rows = []
     for label, values in (("request -> plant state", refresh["state"]),
@@ -117,13 +103,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         figures = summary(values)
         rows.append([label] + [ms(figures[k]) for k in ("min", "median", "p95", "max")])
     overhead = summary(refresh["response"])["median"] - summary(cloud["refresh_calls"])["median"]
-    notes = "".join([", set_tcp_nodelay true" if args.broker_nodelay else "",
-                     ", set_tcp_nodelay true; WHAT-IF: TCP_NODELAY on the bridge's MQTT "
-                     "socket" if args.what_if_nodelay else "",
-                     ", stock simulator (Nagle stall)" if args.stock_simulator else ""])
+    notes = " (set_tcp_nodelay true)" if args.broker_nodelay else ""
     print(f"Refresh latency, {fleet_label(args.fleet)}, N={args.samples}, min_refresh_spacing 0, "
-          f"bridge {'in-process' if args.what_if_nodelay else 'as `python -m sungrow2mqtt run`'}"
-          f", mosquitto{notes}; milliseconds.\n")
+          f"bridge as `python -m sungrow2mqtt run`, mosquitto{notes}; milliseconds.\n")
     print(table(["path", "min", "median", "p95", "max"], rows))
     print(f"\nAPI calls per refresh: {summary(refresh['api_calls'])['median']:.0f}; bridge and "
           f"broker overhead (median response - median cloud calls): {ms(overhead)} ms")

@@ -221,7 +221,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     started = time.monotonic()
     with workdir() as name, \
             SimulatorProcess(args.fleet, burst=GATEWAY_BURST, rate=GATEWAY_RATE,
-                             quota=UNLIMITED_QUOTA, stock=args.stock_simulator) as sim, \
+                             quota=UNLIMITED_QUOTA) as sim, \
             Mosquitto(Path(name)) as broker:
         tmp, base = Path(name), new_base_topic()
         config = bridge_config(sim.url, broker.port, base, tmp, timeout=2)

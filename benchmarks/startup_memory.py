@@ -110,7 +110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     plant_key = make_fleet(args.fleet).plants[0].ps_key
-    with workdir() as name, SimulatorProcess(args.fleet, stock=args.stock_simulator) as sim, \
+    with workdir() as name, SimulatorProcess(args.fleet) as sim, \
             Mosquitto(Path(name)) as broker:
         tmp = Path(name)
         bare = python_start("pass", args.runs)
