@@ -13,9 +13,7 @@ import json
 import logging
 import math
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -27,14 +25,18 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:   # `python benchmarks/NAME.py` puts only benchmarks/ on the path
-    sys.path.insert(0, str(ROOT))
+# `python benchmarks/NAME.py` puts only benchmarks/ on the path; the port helpers are the tests'
+for _path in (ROOT, ROOT / "tests"):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 import paho.mqtt.client as paho  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from conftest import free_port, wait_for_port  # noqa: E402
+from conftest import mosquitto_binary as find_mosquitto  # noqa: E402
 from sungrow2mqtt.config import parse_config  # noqa: E402
 from sungrow2mqtt.service import Service  # noqa: E402
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, Fleet, SimulatorServer  # noqa: E402
@@ -79,25 +81,6 @@ def setup_logging(verbose: bool = False) -> None:
 
 # -- ports and processes ----------------------------------------------------------------------
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now, so runs never collide with each other."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    """Block until the port accepts connections, so clients never race a server's start."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout:g} s")
-
-
 def end_process(process: "subprocess.Popen[Any]", timeout: float = 10.0) -> Optional[int]:
     """SIGTERM, then SIGKILL, so no benchmark leaves a process behind; returns the exit code."""
     if process.poll() is None:
@@ -118,10 +101,8 @@ def child_env() -> Dict[str, str]:
 
 
 def mosquitto_binary() -> str:
-    """Path of mosquitto: Debian puts it in /usr/sbin, which is not on every PATH."""
-    found = shutil.which("mosquitto") or next(
-        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)),
-        None)
+    """Path of mosquitto (the tests' lookup); benchmarks cannot run without it."""
+    found = find_mosquitto()
     if not found:
         raise SystemExit("mosquitto is not installed (apt-get install mosquitto)")
     return found
