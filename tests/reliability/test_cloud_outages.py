@@ -144,16 +144,23 @@ def test_outage_keeps_last_states_logs_once_and_recovers(name, shared_broker, ba
             driven.stop()
 
 
+def _first_good_cycle(driven, probe_factory, broker_port: int, base_topic: str):
+    """One good cycle; the probe, the state topics and their retained payloads after it."""
+    probe = probe_factory(f"{base_topic}/#")
+    driven.cycle()
+    topics = state_topics(driven)
+    before = retained_snapshot(broker_port, topics)
+    probe.wait_for(lambda p: all(t in p.messages for t in topics), 10, "states")
+    return probe, topics, before
+
+
 def test_connection_refused_while_the_cloud_is_down(sim, shared_broker, base_topic,
                                                     tmp_path, caplog, probe_factory):
     caplog.set_level(logging.DEBUG, logger="sungrow2mqtt")
     driven = _driven(sim, shared_broker.port, base_topic, tmp_path)
     try:
-        probe = probe_factory(f"{base_topic}/#")
-        driven.cycle()
-        topics = state_topics(driven)
-        before = retained_snapshot(shared_broker.port, topics)
-        probe.wait_for(lambda p: all(t in p.messages for t in topics), 10, "states")
+        probe, topics, before = _first_good_cycle(driven, probe_factory, shared_broker.port,
+                                                  base_topic)
         mark = len(probe.history)
         caplog.clear()
 
@@ -181,10 +188,8 @@ def test_rate_limit_pauses_all_cloud_calls_until_the_retry_time(
     caplog.set_level(logging.DEBUG, logger="sungrow2mqtt")
     driven = _driven(sim, shared_broker.port, base_topic, tmp_path)
     try:
-        probe = probe_factory(f"{base_topic}/#")
-        driven.cycle()
-        topics = state_topics(driven)
-        before = retained_snapshot(shared_broker.port, topics)
+        probe, topics, before = _first_good_cycle(driven, probe_factory, shared_broker.port,
+                                                  base_topic)
         caplog.clear()
 
         sim.fail_next(1, "code", code=code)
