@@ -80,7 +80,8 @@ class Service:
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
         self.fleet.listen(self.publisher)     # its first state arrives
         self.requests = RequestApi(self.mqtt, topics)
-        self.refresh = RefreshCoalescer(self.fleet, self.poller, self.jobs, self.requests, clock,
+        self.refresh = RefreshCoalescer(self.fleet, self.poller, self.jobs.poll_realtime,
+                                        self.requests, clock,
                                         spacing=polling.min_refresh_spacing)
         bridge_requests = BridgeRequests(self.fleet, self.poller, self.jobs, self.publisher,
                                          self.refresh, self.client, self.catalog, topics)

@@ -117,8 +117,8 @@ class Poller:
             self._cloud_recovered()
         self.last_cloud_poll = self._clock.monotonic()
         self._fleet.record_outcome(kind, PollOutcome(
-            time=self._clock.wall(), ok=error is None, error=error, api_calls=self._api_calls() - before,
-            duration_s=self.last_cloud_poll - started))
+            time=self._clock.wall(), ok=error is None, error=error,
+            api_calls=self._api_calls() - before, duration_s=self.last_cloud_poll - started))
         return result
 
     def call(self, work: Callable[[], T]) -> T:

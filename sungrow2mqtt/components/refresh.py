@@ -8,11 +8,10 @@ naming the pause, and the cloud is not called.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, Callable, List, Optional, Set
 
 from sungrow2mqtt.clock import Clock, iso
 from sungrow2mqtt.components.fleet import FleetState
-from sungrow2mqtt.components.jobs import CloudJobs
 from sungrow2mqtt.components.poller import Poller
 from sungrow2mqtt.components.request_api import BadRequest, Request, RequestApi
 
@@ -29,11 +28,12 @@ class _Pending:
 class RefreshCoalescer:
     """Turns ``refresh`` requests into spaced, shared realtime and fault polls."""
 
-    def __init__(self, fleet: FleetState, poller: Poller, jobs: CloudJobs, api: RequestApi,
+    def __init__(self, fleet: FleetState, poller: Poller,
+                 poll_realtime: Callable[[Optional[Set[int]]], Any], api: RequestApi,
                  clock: Clock, *, spacing: float) -> None:
         self._fleet = fleet
         self._poller = poller
-        self._jobs = jobs
+        self._poll_realtime = poll_realtime
         self._api = api
         self._clock = clock
         self._spacing = spacing
@@ -74,7 +74,7 @@ class RefreshCoalescer:
         wanted = {r.params["ps_id"] for r in pending.requests if r.params.get("ps_id")}
         everything = any(r.params.get("ps_id") is None for r in pending.requests)
         ps_ids = None if everything else wanted
-        self._poller.run("realtime", lambda: self._jobs.poll_realtime(ps_ids))
+        self._poller.run("realtime", lambda: self._poll_realtime(ps_ids))
         self._poller.run("faults")
         outcomes = self._fleet.snapshot().outcomes
         realtime, faults = outcomes["realtime"], outcomes["faults"]
