@@ -6,8 +6,9 @@ as soon as it is back, so its states go out while later calls are still under wa
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sungrow2mqtt.catalog import Catalog
 from sungrow2mqtt.clock import Clock
@@ -100,13 +101,17 @@ class CloudJobs:
             for device in group:
                 row = rows.get(device.ps_key)
                 if row is not None:
-                    specs = self._catalog.enabled(device.device_type)
-                    self._fleet.update_values(device, map_realtime_row(specs, row, device.tz,
-                                                                       polled_at))
+                    self.update_device(device, row, polled_at)
                     updated += 1
         if not ps_ids:
             self._fleet.full_poll_done()
         return updated
+
+    def update_device(self, device: Device, row: Mapping[str, Any], polled_at: dt.datetime
+                      ) -> None:
+        """One device's realtime row through the catalog into the fleet (and so out)."""
+        specs = self._catalog.enabled(device.device_type)
+        self._fleet.update_values(device, map_realtime_row(specs, row, device.tz, polled_at))
 
     def _realtime_answers(self, devices: List[Device]
                           ) -> Iterator[Tuple[List[Device], RealtimeResult]]:
