@@ -16,7 +16,7 @@ from typing import Any, Optional
 from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.announcer import Announcer
-from sungrow2mqtt.components.bridge_requests import BridgeRequests
+from sungrow2mqtt.components.bridge_requests import bridge_requests
 from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.jobs import CloudJobs
 from sungrow2mqtt.components.poller import Job, Poller
@@ -83,9 +83,9 @@ class Service:
         self.refresh = RefreshCoalescer(self.fleet, self.poller, self.jobs.poll_realtime,
                                         self.requests, clock,
                                         spacing=polling.min_refresh_spacing)
-        bridge_requests = BridgeRequests(self.fleet, self.poller, self.jobs, self.publisher,
-                                         self.refresh, self.client, self.catalog, topics)
-        for name, spec in bridge_requests.specs().items():
+        for name, spec in bridge_requests(self.fleet, self.poller, self.jobs, self.publisher,
+                                          self.refresh, self.client, self.catalog,
+                                          topics).items():
             self.requests.register(name, spec)
         self.mqtt.on_connected.append(self.republish)
         self.worker: Optional[threading.Thread] = None

@@ -1,7 +1,7 @@
 """The bridge's own requests: refresh, faults, quota, info and history.
 
-Each is one entry of the table in :meth:`BridgeRequests.specs`: its schema (a declarative table
-of fields and their checks) and its handler.  The checks' messages name the field and what was
+Each is one entry of the table that :func:`bridge_requests` returns: its schema (a declarative
+table of fields and their checks) and its handler.  The checks' messages name the field and what was
 expected, since they are all a user sees of a refused request.
 """
 from __future__ import annotations
@@ -80,46 +80,32 @@ HISTORY: Schema = {"ps_key": Field(PsKey, required=True), "points": Field(points
                    "interval": Field(interval, required=True), "minute_interval": Field(minutes)}
 
 
-class BridgeRequests:
-    """Handlers of the bridge's own requests over the components that carry them out."""
+def bridge_requests(fleet: FleetState, poller: Poller, jobs: CloudJobs, publisher: Publisher,
+                    refresh: RefreshCoalescer, client: IsolarCloudClient, catalog: Catalog,
+                    topics: Topics) -> Dict[str, RequestSpec]:
+    """Every request of the bridge, to register with the request API."""
+    def faults(request: Request) -> Mapping[str, Any]:
+        return {"open_faults": poller.call(jobs.poll_faults)}
 
-    def __init__(self, fleet: FleetState, poller: Poller, jobs: CloudJobs,
-                 publisher: Publisher, refresh: RefreshCoalescer, client: IsolarCloudClient,
-                 catalog: Catalog, topics: Topics) -> None:
-        self._fleet = fleet
-        self._poller = poller
-        self._jobs = jobs
-        self._publisher = publisher
-        self._refresh = refresh
-        self._client = client
-        self._catalog = catalog
-        self._topics = topics
+    def quota(request: Request) -> Mapping[str, Any]:
+        return poller.call(jobs.fetch_quota)
 
-    def specs(self) -> Dict[str, RequestSpec]:
-        """Every request of the bridge, to register with the request API."""
-        return {
-            "refresh": RequestSpec(REFRESH, self._refresh.request),
-            "faults": RequestSpec({}, self._faults),
-            "quota": RequestSpec({}, self._quota),
-            "info": RequestSpec({}, self._info),
-            "history": RequestSpec(HISTORY, self._history),
-        }
+    def info(request: Request) -> Mapping[str, Any]:
+        publisher.publish_info()
+        return {"published": topics.bridge_info}
 
-    def _faults(self, request: Request) -> Mapping[str, Any]:
-        return {"open_faults": self._poller.call(self._jobs.poll_faults)}
-
-    def _quota(self, request: Request) -> Mapping[str, Any]:
-        return self._poller.call(self._jobs.fetch_quota)
-
-    def _info(self, request: Request) -> Mapping[str, Any]:
-        self._publisher.publish_info()
-        return {"published": self._topics.bridge_info}
-
-    def _history(self, request: Request) -> Mapping[str, Any]:
+    def history(request: Request) -> Mapping[str, Any]:
         params = request.params
-        device = self._fleet.device(params["ps_key"])
+        device = fleet.device(params["ps_key"])
         if device is None:
             raise BadRequest("history", f"unknown ps_key {params['ps_key']!r}; see "
-                                        f"{self._topics.bridge_info}")
-        return self._poller.call(lambda: fetch_history(self._client, self._catalog, device,
-                                                       params))
+                                        f"{topics.bridge_info}")
+        return poller.call(lambda: fetch_history(client, catalog, device, params))
+
+    return {
+        "refresh": RequestSpec(REFRESH, refresh.request),
+        "faults": RequestSpec({}, faults),
+        "quota": RequestSpec({}, quota),
+        "info": RequestSpec({}, info),
+        "history": RequestSpec(HISTORY, history),
+    }

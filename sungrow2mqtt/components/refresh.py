@@ -31,12 +31,8 @@ class RefreshCoalescer:
     def __init__(self, fleet: FleetState, poller: Poller,
                  poll_realtime: Callable[[Optional[Set[int]]], Any], api: RequestApi,
                  clock: Clock, *, spacing: float) -> None:
-        self._fleet = fleet
-        self._poller = poller
-        self._poll_realtime = poll_realtime
-        self._api = api
-        self._clock = clock
-        self._spacing = spacing
+        self._fleet, self._poller, self._poll_realtime = fleet, poller, poll_realtime
+        self._api, self._clock, self._spacing = api, clock, spacing
         self._pending: Optional[_Pending] = None
 
     def request(self, request: Request) -> None:
