@@ -203,3 +203,13 @@ def test_sensible_defaults(catalog: Catalog) -> None:
     for number, keys in wanted.items():
         enabled_keys = {spec.key for spec in shown(catalog, number)}
         assert set(keys) <= enabled_keys, number
+
+
+def test_winet_signal_strengths_are_dbm(catalog: Catalog) -> None:
+    """RSSI values such as -59 (the portal table gives no unit): HA's signal_strength in dBm."""
+    for point_id in (23001, 23014):
+        spec = catalog.get(22, point_id)
+        assert spec is not None
+        assert (spec.unit, spec.device_class, spec.state_class) == (
+            "dBm", "signal_strength", "measurement")
+        assert spec.convert("-59") == -59
