@@ -9,7 +9,9 @@ same checks as user input.
 
 String values may hold ``${VAR}`` references to the environment (``$${`` is a literal ``${``).
 Numeric keys accept strings of digits, so ``port: ${MQTT_PORT}`` works; booleans must be written
-``true``/``false`` (the loader does not read ``yes``/``on`` as booleans).
+``true``/``false`` (the loader does not read ``yes``/``on`` as booleans).  A ``$VAR`` without
+braces is not expanded: it draws a warning, and an error in a credential, where it would be sent
+as written and count toward the account lockout.
 """
 from __future__ import annotations
 
@@ -362,6 +364,7 @@ def known_keys() -> Tuple[str, ...]:
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ENV_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+_BARE_REFERENCE = re.compile(r"(?<!\$)\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _written_inline(raw: str) -> bool:
@@ -384,6 +387,8 @@ class _Environment:
             self.inline_secrets.append(path)
         if not isinstance(raw, str):
             return raw, None
+        if given:
+            self._check_bare_references(path, key, raw)
         if "${" not in raw:
             return raw, None
         missing: List[str] = []
@@ -414,6 +419,30 @@ class _Environment:
             raise Invalid(f"environment variable{plural} {', '.join(names)} {verb} not set",
                           show_got=False)
         return value, " and ".join(dict.fromkeys(used)) or None
+
+    def _check_bare_references(self, path: str, key: Field, raw: str) -> None:
+        """``$VAR`` is not expanded: say so, and refuse it as a whole credential.
+
+        A credential sent as ``$SUNGROW_PASSWORD`` fails the login, and failed logins count
+        toward the account lockout (on every restart).  Its value is not shown (it might be
+        the real password after all), except the name of a variable that is actually set.
+        """
+        names = _BARE_REFERENCE.findall(raw)
+        if not names:
+            return
+        if key.secret or key.quiet:
+            whole = _BARE_REFERENCE.fullmatch(raw.strip())
+            if whole:
+                name = whole.group(1) if whole.group(1) in self.environ else "VAR"
+                raise Invalid(f"looks like an environment variable without braces; write "
+                              f"${{{name}}} to read it from the environment (as written it "
+                              "would be sent literally, and failed logins count toward the "
+                              "account lockout)", show_got=False)
+            return
+        written = ", ".join(f"${name}" for name in names)
+        wanted = ", ".join(f"${{{name}}}" for name in names)
+        self.problems.warn(path, f"{written} is not expanded: write {wanted} to read the "
+                                 "environment (the value is used as written)")
 
 
 def _resolver(environ: Mapping[str, str], base_dir: Path) -> Callable[[str], Path]:

@@ -229,6 +229,52 @@ def test_a_value_from_the_environment_is_described_by_its_variable() -> None:
         "config.yaml: mqtt.tls.ca_certs: file not found (value from ${CA})"]
 
 
+# --- $VAR without braces ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("section, key", [
+    ("isolarcloud", "appkey"), ("isolarcloud", "access_key"), ("isolarcloud", "username"),
+    ("isolarcloud", "password"), ("mqtt", "username"), ("mqtt", "password"),
+])
+def test_a_credential_written_as_bare_variable_is_refused(section: str, key: str) -> None:
+    overrides: Dict[str, Any] = {section: {key: "$SUNGROW_PASSWORD"}}
+    if section == "mqtt":
+        overrides["mqtt"] = {"username": "bridge", "password": "${MQTT_PASSWORD}",
+                             key: "$SUNGROW_PASSWORD"}
+    assert problems(minimal(**overrides)) == [
+        f"config.yaml: {section}.{key}: looks like an environment variable without braces; "
+        "write ${SUNGROW_PASSWORD} to read it from the environment (as written it would be "
+        "sent literally, and failed logins count toward the account lockout)"]
+
+
+def test_a_bare_credential_naming_no_set_variable_is_not_shown() -> None:
+    message = "\n".join(problems(minimal(isolarcloud={"password": "$Summer2024"})))
+    assert "write ${VAR} to read it from the environment" in message
+    assert "Summer2024" not in message
+
+
+@pytest.mark.parametrize("password", ["pa$$word", "Tr0ub$dor&3", "$", "${P}"])
+def test_dollars_inside_a_credential_are_fine(
+        password: str, caplog: pytest.LogCaptureFixture) -> None:
+    config = parse(minimal(isolarcloud={"password": password}), environ={**ENV, "P": "$X"})
+    assert config.isolarcloud.password.reveal() == password.replace("${P}", "$X")
+    assert "not expanded" not in caplog.text
+
+
+def test_bare_variables_elsewhere_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    config = parse(minimal(mqtt={"base_topic": "solar/$SITE", "host": "$BROKER"},
+                           isolarcloud={"token_file": "$STATE_DIRECTORY/token.json"}))
+    assert config.mqtt.base_topic == "solar/$SITE"
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings == [
+        ("config.yaml: isolarcloud.token_file: $STATE_DIRECTORY is not expanded: write "
+         "${STATE_DIRECTORY} to read the environment (the value is used as written)"),
+        ("config.yaml: mqtt.host: $BROKER is not expanded: write ${BROKER} to read the "
+         "environment (the value is used as written)"),
+        ("config.yaml: mqtt.base_topic: $SITE is not expanded: write ${SITE} to read the "
+         "environment (the value is used as written)"),
+    ]
+
+
 # --- one line per mistake -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides, expected", [
