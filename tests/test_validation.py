@@ -12,34 +12,12 @@ import pytest
 
 from sungrow2mqtt.errors import ConfigError
 from sungrow2mqtt.secret import Secret
-from sungrow2mqtt.validation import (
-    FAILED,
-    Field,
-    Invalid,
-    ListOf,
-    Problems,
-    Section,
-    Walker,
-    as_int,
-    boolean,
-    choice,
-    describe,
-    file_path,
-    integer,
-    load_yaml,
-    matching,
-    number,
-    optional,
-    read_text,
-    suggest,
-    text,
-    unknown,
-)
+from sungrow2mqtt import validation as v
 
 
 def complaint(check: Any, value: Any) -> str:
     """The message a checker gives for ``value``, as a problem line would show it."""
-    with pytest.raises(Invalid) as caught:
+    with pytest.raises(v.Invalid) as caught:
         check(value)
     return caught.value.render(value)
 
@@ -59,28 +37,28 @@ def complaint(check: Any, value: Any) -> str:
     (b"x", "a bytes", "a bytes"),
 ])
 def test_describe_shows_the_value_only_when_it_may(value: Any, shown: str, kind: str) -> None:
-    assert describe(value) == shown
-    assert describe(value, echo=False) == kind
+    assert v.describe(value) == shown
+    assert v.describe(value, echo=False) == kind
 
 
 def test_suggest_is_case_insensitive_and_gives_the_canonical_spelling() -> None:
-    assert suggest("HOTS", ["host", "port"]) == "did you mean 'host'?"
-    assert suggest("en_us", ["_en_US", "_de_DE"]) == "did you mean '_en_US'?"
-    assert suggest("zzzz", ["host", "port"]) is None
-    assert suggest(12, ["host"]) is None
+    assert v.suggest("HOTS", ["host", "port"]) == "did you mean 'host'?"
+    assert v.suggest("en_us", ["_en_US", "_de_DE"]) == "did you mean '_en_US'?"
+    assert v.suggest("zzzz", ["host", "port"]) is None
+    assert v.suggest(12, ["host"]) is None
 
 
 def test_unknown_names_the_closest_option() -> None:
-    assert unknown("key", "prot", ["port"]) == "unknown key (did you mean 'port'?)"
-    assert unknown("field 'x'", "x", ["port"]) == "unknown field 'x'"
+    assert v.unknown("key", "prot", ["port"]) == "unknown key (did you mean 'port'?)"
+    assert v.unknown("field 'x'", "x", ["port"]) == "unknown field 'x'"
 
 
 def test_render_keeps_withheld_values_out() -> None:
-    exc = Invalid("file not found: /etc/secret", show_got=False, withheld="file not found")
+    exc = v.Invalid("file not found: /etc/secret", show_got=False, withheld="file not found")
     assert exc.render("/etc/secret") == "file not found: /etc/secret"
     assert exc.render("/etc/secret", echo=False) == "file not found"
     assert exc.render("x", echo=False, origin="${CA}") == "file not found (value from ${CA})"
-    exc = Invalid("expected an integer", hint="a hint")
+    exc = v.Invalid("expected an integer", hint="a hint")
     assert exc.render("pw", echo=False, origin="${P}") == (
         "expected an integer, got a string from ${P} (a hint)")
 
@@ -88,7 +66,7 @@ def test_render_keeps_withheld_values_out() -> None:
 # --- problems -----------------------------------------------------------------------------------
 
 def test_problems_are_one_line_each_most_important_first(caplog: pytest.LogCaptureFixture) -> None:
-    problems = Problems("points.yaml")
+    problems = v.Problems("points.yaml")
     problems.add("device_types.14[0]", "late", rank=3)
     problems.add("", "whole file", rank=0)
     problems.add("device_types.14[1]", "early", rank=1)
@@ -102,62 +80,62 @@ def test_problems_are_one_line_each_most_important_first(caplog: pytest.LogCaptu
     assert "points.yaml: device_types: only a warning" in caplog.text
     with pytest.raises(ConfigError, match="^points.yaml: whole file\n"):
         problems.raise_if_any(ConfigError)
-    Problems("empty.yaml").raise_if_any(ConfigError)  # nothing to say: no error
+    v.Problems("empty.yaml").raise_if_any(ConfigError)  # nothing to say: no error
 
 
 # --- checkers -----------------------------------------------------------------------------------
 
 def test_text() -> None:
-    assert text("a b") == "a b"
-    assert complaint(text, "  ") == "expected a non-empty string, got '  '"
-    assert complaint(text, 12) == "expected a non-empty string, got 12 (put it in quotes)"
-    assert complaint(text, ["a"]) == "expected a non-empty string, got a list"
+    assert v.text("a b") == "a b"
+    assert complaint(v.text, "  ") == "expected a non-empty string, got '  '"
+    assert complaint(v.text, 12) == "expected a non-empty string, got 12 (put it in quotes)"
+    assert complaint(v.text, ["a"]) == "expected a non-empty string, got a list"
 
 
 def test_boolean() -> None:
-    assert boolean(False) is False
-    assert complaint(boolean, "no") == ("expected true or false, got 'no' "
+    assert v.boolean(False) is False
+    assert complaint(v.boolean, "no") == ("expected true or false, got 'no' "
                                         "(spelled out, without quotes)")
-    assert complaint(boolean, 0) == "expected true or false, got 0"
+    assert complaint(v.boolean, 0) == "expected true or false, got 0"
 
 
 @pytest.mark.parametrize("check, value, expected", [
-    (integer(1, 9), 10, "expected an integer 1–9, got 10"),
-    (integer(0), -1, "expected an integer >= 0, got -1"),
-    (integer(), "x", "expected an integer, got 'x'"),
-    (integer(), True, "expected an integer, got true"),
-    (integer(), 1.5, "expected an integer, got 1.5"),
-    (number(0, 10), 11, "expected a number 0–10, got 11"),
-    (number(0.5), 0.25, "expected a number >= 0.5, got 0.25"),
-    (number(), float("inf"), "expected a number, got inf"),
-    (number(), "abc", "expected a number, got 'abc'"),
-    (choice(("DEBUG", "INFO")), "inf", "expected one of DEBUG, INFO, got 'inf' "
+    (v.integer(1, 9), 10, "expected an integer 1–9, got 10"),
+    (v.integer(0), -1, "expected an integer >= 0, got -1"),
+    (v.integer(), "x", "expected an integer, got 'x'"),
+    (v.integer(), True, "expected an integer, got true"),
+    (v.integer(), 1.5, "expected an integer, got 1.5"),
+    (v.number(0, 10), 11, "expected a number 0–10, got 11"),
+    (v.number(0.5), 0.25, "expected a number >= 0.5, got 0.25"),
+    (v.number(), float("inf"), "expected a number, got inf"),
+    (v.number(), "abc", "expected a number, got 'abc'"),
+    (v.choice(("DEBUG", "INFO")), "inf", "expected one of DEBUG, INFO, got 'inf' "
                                        "(did you mean 'INFO'?)"),
-    (choice(("DEBUG", "INFO")), 3, "expected one of DEBUG, INFO, got 3"),
-    (choice(("power", "energy"), "a device class"), "powr",
+    (v.choice(("DEBUG", "INFO")), 3, "expected one of DEBUG, INFO, got 3"),
+    (v.choice(("power", "energy"), "a device class"), "powr",
      "expected a device class, got 'powr' (did you mean 'power'?)"),
-    (choice(("power", "energy"), "a device class"), "volume",
+    (v.choice(("power", "energy"), "a device class"), "volume",
      "expected a device class, got 'volume' (one of power, energy)"),
-    (matching(r"mdi:[a-z-]+", "'mdi:<name>'"), "battery", "expected 'mdi:<name>', got 'battery'"),
-    (matching(r"mdi:[a-z-]+", "'mdi:<name>'"), None, "expected a non-empty string, got null"),
+    (v.matching(r"mdi:[a-z-]+", "'mdi:<name>'"), "battery", "expected 'mdi:<name>', got 'battery'"),
+    (v.matching(r"mdi:[a-z-]+", "'mdi:<name>'"), None, "expected a non-empty string, got null"),
 ])
 def test_checker_messages(check: Any, value: Any, expected: str) -> None:
     assert complaint(check, value) == expected
 
 
 def test_numbers_may_be_strings_of_digits_as_environment_and_json_give_them() -> None:
-    assert integer(1, 65535)(" 1883 ") == 1883
-    assert as_int("-1") is None and as_int(False) is None and as_int(7) == 7
-    assert number(0, 10)("2.5") == 2.5
-    assert math.isclose(number()(1), 1.0)
+    assert v.integer(1, 65535)(" 1883 ") == 1883
+    assert v.as_int("-1") is None and v.as_int(False) is None and v.as_int(7) == 7
+    assert v.number(0, 10)("2.5") == 2.5
+    assert math.isclose(v.number()(1), 1.0)
 
 
 def test_choice_returns_the_canonical_spelling() -> None:
-    assert choice(("_en_US", "_de_DE"))(" _EN_us ") == "_en_US"
+    assert v.choice(("_en_US", "_de_DE"))(" _EN_us ") == "_en_US"
 
 
 def test_optional_takes_null_and_empty_as_unset() -> None:
-    check = optional(integer(0))
+    check = v.optional(v.integer(0))
     assert check(None) is None and check("") is None and check(3) == 3
     assert complaint(check, -1) == "expected an integer >= 0, got -1"
 
@@ -167,16 +145,16 @@ def test_file_path_resolves_and_withholds_the_path(tmp_path: Path) -> None:
         return tmp_path / name
 
     (tmp_path / "a.pem").write_text("x", encoding="utf-8")
-    assert file_path(resolve, must_exist=True)("a.pem") == tmp_path / "a.pem"
-    assert file_path(resolve, must_exist=False)("new.json") == tmp_path / "new.json"
-    with pytest.raises(Invalid) as caught:
-        file_path(resolve, must_exist=True)("b.pem")
+    assert v.file_path(resolve, must_exist=True)("a.pem") == tmp_path / "a.pem"
+    assert v.file_path(resolve, must_exist=False)("new.json") == tmp_path / "new.json"
+    with pytest.raises(v.Invalid) as caught:
+        v.file_path(resolve, must_exist=True)("b.pem")
     assert caught.value.render("b.pem") == f"file not found: {tmp_path / 'b.pem'}"
     assert caught.value.render("b.pem", echo=False) == "file not found"
     (tmp_path / "dir").mkdir()
-    assert complaint(file_path(resolve, must_exist=True), "dir") == (
+    assert complaint(v.file_path(resolve, must_exist=True), "dir") == (
         f"not a regular file: {tmp_path / 'dir'}")
-    assert complaint(file_path(resolve, must_exist=False), "dir") == (
+    assert complaint(v.file_path(resolve, must_exist=False), "dir") == (
         f"is a directory, expected a file path: {tmp_path / 'dir'}")
 
 
@@ -189,25 +167,25 @@ class Broker:
     password: Optional[Secret]
 
 
-def _finish(problems: Problems, path: str, values: Any) -> None:
+def _finish(problems: v.Problems, path: str, values: Any) -> None:
     if values.get("port") == 1:
         problems.add(f"{path}.port", "port 1 is reserved")
 
 
-SCHEMA = Section((
-    Field("broker", Section((
-        Field("host", text, "localhost"),
-        Field("port", integer(1, 65535), 1883),
-        Field("password", optional(text), None, secret=True),
+SCHEMA = v.Section((
+    v.Field("broker", v.Section((
+        v.Field("host", v.text, "localhost"),
+        v.Field("port", v.integer(1, 65535), 1883),
+        v.Field("password", v.optional(v.text), None, secret=True),
     ), Broker, _finish), None),
-    Field("plants", ListOf(integer(1), "a list of plant ids", tuple), None),
-    Field("name", text),
+    v.Field("plants", v.ListOf(v.integer(1), "a list of plant ids", tuple), None),
+    v.Field("name", v.text),
 ))
 
 
 def walk(data: Any, prepare: Any = None) -> Tuple[Any, List[str]]:
-    problems = Problems("test.yaml")
-    walker = Walker(problems) if prepare is None else Walker(problems, prepare)
+    problems = v.Problems("test.yaml")
+    walker = v.Walker(problems) if prepare is None else v.Walker(problems, prepare)
     result = walker.section("", data, SCHEMA)
     return result, problems.text().splitlines()
 
@@ -223,7 +201,7 @@ def test_walker_builds_sections_with_checked_defaults() -> None:
 def test_walker_reports_every_problem_in_schema_order() -> None:
     result, lines = walk({"broker": {"prot": 1, "port": 0, "password": 12345678},
                           "plants": [1, "x", -1], "extra": 1})
-    assert result is FAILED
+    assert result is v.FAILED
     assert lines == [
         "test.yaml: broker.port: expected an integer 1–65535, got 0",
         "test.yaml: broker.password: expected a non-empty string, got a number "
@@ -245,16 +223,16 @@ def test_walker_never_echoes_what_stands_where_a_section_or_list_belongs() -> No
     _, lines = walk({"name": "n", "broker": "secret-host", "plants": "secret"})
     assert lines == ["test.yaml: broker: expected a mapping, got a string",
                      "test.yaml: plants: expected a list of plant ids, got 'secret'"]
-    with pytest.raises(Invalid, match="expected a mapping"):
-        Walker(Problems("x")).section("", ["a"], SCHEMA)
+    with pytest.raises(v.Invalid, match="expected a mapping"):
+        v.Walker(v.Problems("x")).section("", ["a"], SCHEMA)
 
 
 def test_walker_prepare_hook_names_where_a_value_came_from() -> None:
-    def prepare(path: str, field: Field, raw: Any, given: bool) -> Tuple[Any, Optional[str]]:
+    def prepare(path: str, field: v.Field, raw: Any, given: bool) -> Tuple[Any, Optional[str]]:
         if raw == "${PORT}":
             return "not-a-port", "${PORT}"
         if raw == "${MISSING}":
-            raise Invalid("environment variable MISSING is not set", show_got=False)
+            raise v.Invalid("environment variable MISSING is not set", show_got=False)
         return raw, None
 
     _, lines = walk({"name": "${MISSING}", "broker": {"port": "${PORT}"}}, prepare)
@@ -266,17 +244,17 @@ def test_walker_prepare_hook_names_where_a_value_came_from() -> None:
 
 def test_a_request_schema_fits_the_same_tables() -> None:
     # How bridge requests port onto the toolkit: a flat Section built into a dict.
-    history = Section((
-        Field("ps_key", matching(r"\d{1,12}_\d{1,3}_\d{1,6}_\d{1,6}", "a ps_key such as "
+    history = v.Section((
+        v.Field("ps_key", v.matching(r"\d{1,12}_\d{1,3}_\d{1,6}_\d{1,6}", "a ps_key such as "
                                                                         "1234567_14_1_1")),
-        Field("interval", choice(("minute", "day", "month", "year"))),
-        Field("minute_interval", integer(1, 180), 5),
+        v.Field("interval", v.choice(("minute", "day", "month", "year"))),
+        v.Field("minute_interval", v.integer(1, 180), 5),
     ))
-    problems = Problems("history")
-    params = Walker(problems).section("", {"ps_key": "1_14_1_1", "interval": "Day"}, history)
+    problems = v.Problems("history")
+    params = v.Walker(problems).section("", {"ps_key": "1_14_1_1", "interval": "Day"}, history)
     assert params == {"ps_key": "1_14_1_1", "interval": "day", "minute_interval": 5}
-    assert Walker(problems).section("", {"interval": "dya", "minute_interval": 0},
-                                    history) is FAILED
+    assert v.Walker(problems).section("", {"interval": "dya", "minute_interval": 0},
+                                    history) is v.FAILED
     assert problems.text().splitlines() == [
         "history: ps_key: required",
         "history: interval: expected one of minute, day, month, year, got 'dya' "
@@ -288,8 +266,8 @@ def test_a_request_schema_fits_the_same_tables() -> None:
 # --- YAML ---------------------------------------------------------------------------------------
 
 def yaml_of(content: str) -> Tuple[Any, List[str]]:
-    problems = Problems("f.yaml")
-    data = load_yaml(content, problems)
+    problems = v.Problems("f.yaml")
+    data = v.load_yaml(content, problems)
     return data, problems.text().splitlines()
 
 
@@ -328,11 +306,11 @@ def test_merge_keys_and_their_overrides_are_no_duplicates() -> None:
 
 def test_a_syntax_error_is_one_line_with_its_position_and_no_excerpt() -> None:
     data, lines = yaml_of('a:\n  password: "hunter2-secret\n  b: 1\n')
-    assert data is FAILED
+    assert data is v.FAILED
     assert len(lines) == 1 and lines[0].startswith("f.yaml: YAML syntax error at line ")
     assert "hunter2" not in lines[0]
     data, lines = yaml_of("a: !!python/object:os.system x\n")
-    assert data is FAILED and "YAML syntax error at line 1" in lines[0]
+    assert data is v.FAILED and "YAML syntax error at line 1" in lines[0]
 
 
 def test_an_empty_document_is_none() -> None:
@@ -344,21 +322,21 @@ def test_an_empty_document_is_none() -> None:
 def test_read_text_names_every_failure(tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("a: ü\n", encoding="utf-8")
-    assert read_text(good, "good.yaml", ConfigError) == "a: ü\n"
+    assert v.read_text(good, "good.yaml", ConfigError) == "a: ü\n"
     with pytest.raises(ConfigError, match=r"^nope\.yaml: file not found$"):
-        read_text(tmp_path / "nope.yaml", "nope.yaml", ConfigError)
+        v.read_text(tmp_path / "nope.yaml", "nope.yaml", ConfigError)
     with pytest.raises(ConfigError, match=re.escape(
             f"{tmp_path}: cannot read points: it is a directory")):
-        read_text(tmp_path, str(tmp_path), ConfigError, what="points")
+        v.read_text(tmp_path, str(tmp_path), ConfigError, what="points")
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"a: 1\n\xff")
     with pytest.raises(ConfigError, match=r"^b: cannot read the file: not UTF-8 text "
                                           r"\(at byte 5\)$"):
-        read_text(binary, "b", ConfigError)
+        v.read_text(binary, "b", ConfigError)
 
 
 def test_warnings_go_to_the_callers_logger(caplog: pytest.LogCaptureFixture) -> None:
-    problems = Problems("c.yaml", logging.getLogger("sungrow2mqtt.config"))
+    problems = v.Problems("c.yaml", logging.getLogger("sungrow2mqtt.config"))
     problems.warn("mqtt.client_id", "long")
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
         ("sungrow2mqtt.config", "c.yaml: mqtt.client_id: long")]

@@ -157,6 +157,10 @@ def test_missing_id(tmp_path: Path) -> None:
     ("name", "[a, b]", "field 'name': expected a non-empty string, got a list"),
     ("options", "{1: true}", "field 'options': label of code 1 must be a text, got true"),
     ("category", "config", "field 'category': expected one of diagnostic, got 'config'"),
+    # only true/false are booleans, as in the config (the same strict YAML reader)
+    ("enabled", "no",
+     "field 'enabled': expected true or false, got 'no' (spelled out, without quotes)"),
+    ("Unit", "kW", "unknown field 'Unit' (did you mean 'unit'?)"),
 ])
 def test_wrong_type(tmp_path: Path, field: str, value: str, message: str) -> None:
     assert one_problem(tmp_path, f"""\
@@ -334,42 +338,15 @@ def test_failed_user_file_leaves_builtin_intact(tmp_path: Path) -> None:
     assert spec is not None and spec.unit == "%"
 
 
-def test_on_and_off_are_labels_and_yes_is_no_boolean(tmp_path: Path) -> None:
-    # The strict YAML reader shared with the config: only true/false are booleans.
-    catalog = load(tmp_path, """\
-    device_types:
-      43:
-        - id: 58608
-          device_class: enum
-          options: {0: Off, 1: On}
-    """)
-    spec = catalog.get(43, 58608)
+def test_on_and_off_are_option_labels(tmp_path: Path) -> None:
+    spec = load(tmp_path, "device_types:\n  43:\n    - id: 58608\n      device_class: enum\n"
+                          "      options: {0: Off, 1: On}\n").get(43, 58608)
     assert spec is not None and spec.convert("1") == "On"
-    assert one_problem(tmp_path, """\
-    device_types:
-      14:
-        - id: 13011
-          enabled: no
-    """) == ("device_types.14[0] (id 13011): field 'enabled': expected true or false, got 'no' "
-             "(spelled out, without quotes)")
-
-
-def test_field_names_are_suggested_whatever_their_case(tmp_path: Path) -> None:
-    assert one_problem(tmp_path, """\
-    device_types:
-      14:
-        - id: 13011
-          Unit: kW
-    """) == "device_types.14[0] (id 13011): unknown field 'Unit' (did you mean 'unit'?)"
 
 
 def test_a_key_given_twice_is_reported_with_the_other_problems(tmp_path: Path) -> None:
-    assert problems(tmp_path, """\
-    device_types:
-      14:
-        - id: 13011
-          precision: -1
-          precision: -2
-    """) == [
+    lines = problems(tmp_path, "device_types:\n  14:\n    - id: 13011\n"
+                               "      precision: -1\n      precision: -2\n")
+    assert lines == [
         "line 5: duplicate key 'precision' (first on line 4; only the last one would count)",
         "device_types.14[0] (id 13011): field 'precision': expected an integer >= 0, got -2"]
