@@ -19,7 +19,8 @@ __all__ = ["PLANT_DEVICE_TYPE", "Device", "PsKey", "as_int", "device_from_row",
 log = logging.getLogger(__name__)
 
 _OFFSET = re.compile(r"^(?:GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
-_FIRMWARE_FIELDS = ("lcd_version", "m_version", "battery_version", "mdsp_version",
+# battery_version is the Open API document's name, bat_version the current portal document's
+_FIRMWARE_FIELDS = ("lcd_version", "m_version", "battery_version", "bat_version", "mdsp_version",
                     "system_version", "sdsp_version", "cpld_version")
 
 

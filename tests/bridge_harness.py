@@ -72,12 +72,19 @@ class MovableClock(Clock):
 
 
 def ready(probe: MqttProbe, base: str) -> Dict:
-    """Wait until the first cycle published states and faults; return bridge/info."""
-    probe.wait_for(lambda p: any(t.endswith("/faults") for t in p.messages), 30, "first cycle")
+    """Wait until the first cycle published every device's faults and every plant's state.
+
+    Returns bridge/info.  A probe that subscribes after the cycle gets retained messages in the
+    broker's order, so each topic is waited for, not only the last one published.
+    """
     probe.wait_for(lambda p: (f"{base}/bridge/info" in p.messages and
                               json.loads(p.messages[f"{base}/bridge/info"])["last_poll"]
                               ["faults"]["outcome"] == "ok"), 30, "bridge/info after faults")
-    return probe.json(f"{base}/bridge/info")
+    info = probe.json(f"{base}/bridge/info")
+    wanted = [f"{base}/{d['ps_key']}/faults" for d in info["plants"] + info["devices"]]
+    wanted += [f"{base}/{plant['ps_key']}" for plant in info["plants"]]
+    probe.wait_for(lambda p: all(t in p.messages for t in wanted), 30, "the first cycle's topics")
+    return info
 
 
 def configs(probe: MqttProbe, prefix: str) -> Dict[str, Dict]:

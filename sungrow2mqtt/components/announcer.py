@@ -68,7 +68,10 @@ class Announcer(FleetListener):
     # -- fleet events (worker thread) -------------------------------------------------------------
 
     def on_devices(self, devices: Sequence[Device], removed: Sequence[Device]) -> None:
-        """The bridge's own entities and each device's problem sensor; clear devices that left."""
+        """The bridge's own entities and every device's problem and data time sensors.
+
+        Devices that left have their configs cleared.
+        """
         for device in removed:
             node = f"/{discovery.node_id(device)}/"
             with self._lock:
@@ -77,7 +80,7 @@ class Announcer(FleetListener):
         self._announce(discovery.bridge_configs(self._topics))
         for device in devices:
             if self._catalog.enabled(device.device_type):
-                self._announce(dict([discovery.problem_config(device, self._topics)]))
+                self._announce(discovery.device_configs(device, self._topics))
 
     def on_values(self, device: Device, state: Mapping[str, Any], new_keys: Sequence[str]
                   ) -> None:

@@ -78,6 +78,7 @@ from sungrow2mqtt.isolarcloud.crypto import (
     CryptoError, aes_decrypt_hex, aes_encrypt_hex, public_key_base64, rsa_decrypt,
 )
 from sungrow2mqtt.isolarcloud.errors import RESULT_CODES
+from sungrow2mqtt.simulator.control import ControlSimulator
 from sungrow2mqtt.simulator.fleet import DEVICE_TYPE_NAMES, Device, Fault, Fleet, Period, Plant
 from sungrow2mqtt.simulator.values import (
     PROPERTY_POINTS, SHOW_UNITS, SOURCE_MAPS, PointInfo, date_day, day_date, point_name,
@@ -320,6 +321,7 @@ class _OpenApi:
             "getOpenPointInfo": self.get_open_point_info,
             "getDevPropertyPointValue": self.get_dev_property_point_value,
         }
+        self.handlers.update(sim.control.handlers())
 
     # -- 2.1 / 2.2 ---------------------------------------------------------------------------
     def login(self, call: _Call) -> Dict[str, Any]:
@@ -844,6 +846,7 @@ class SimulatorServer:
         self.public_key: Optional[str] = (
             public_key_base64(self._private_key) if self._private_key else None)
         self._bucket = _TokenBucket(burst_capacity, replenish_rate)
+        self.control = ControlSimulator(self.fleet, reject=_RequestError)
         self._api = _OpenApi(self)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -967,8 +970,9 @@ class SimulatorServer:
             self._log.clear()
 
     def reset(self) -> None:
-        """Back to a fresh state: counts, log, failures, clock, locks, quota use, nonces."""
+        """Back to a fresh state: counts, log, failures, clock, locks, quota, nonces, control."""
         self._reset_state()
+        self.control.reset()
 
     def set_clock_offset(self, seconds: float) -> None:
         """Run the server clock ahead (positive) or behind; readings and E913 follow it."""

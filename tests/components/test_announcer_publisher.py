@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List
 
 from component_support import RecordingMqtt
+from sungrow2mqtt import discovery
 from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.components.announcer import Announcer
 from sungrow2mqtt.components.fleet import FleetState
@@ -63,7 +64,7 @@ def test_a_device_that_leaves_has_its_configs_and_topics_cleared(tmp_path):
     mark = len(mqtt.published)
     fleet.set_devices({PLANT.ps_key: PLANT})
     cleared = {t for t, payload, retain in mqtt.published[mark:] if payload is None and retain}
-    assert {SOC_CONFIG, f"ha/binary_sensor/sungrow2mqtt_{ESS.ps_key}/problem/config",
+    assert {SOC_CONFIG, *discovery.device_configs(ESS, TOPICS),
             "solar/5012345_14_1_1", "solar/5012345_14_1_1/faults"} == cleared
     assert not any(ESS.ps_key in t for t in announcer.announced())
 
