@@ -50,14 +50,23 @@ Row = Dict[str, Any]
 
 @dataclass
 class RealtimeResult:
-    """Realtime answer: one ``device_point`` map per device, plus SNs the server did not know."""
+    """Realtime answer: one ``device_point`` map per device, plus the SNs and ps_keys the server
+    could not serve (the live gateway names bad ps_keys in ``fail_ps_key_list``)."""
 
     devices: List[Row] = field(default_factory=list)
     fail_sn_list: List[str] = field(default_factory=list)
+    fail_ps_key_list: List[str] = field(default_factory=list)
 
     def by_ps_key(self) -> Dict[str, Row]:
         """The device maps keyed by ps_key."""
         return {str(d.get("ps_key")): d for d in self.devices}
+
+    def extend(self, other: "RealtimeResult") -> None:
+        """Add the result of other devices (another type or chunk)."""
+        self.devices.extend(other.devices)
+        for failed, more in ((self.fail_sn_list, other.fail_sn_list),
+                             (self.fail_ps_key_list, other.fail_ps_key_list)):
+            failed.extend(item for item in more if item not in failed)
 
 
 @dataclass
@@ -145,7 +154,8 @@ class IsolarCloudClient:
         """2.1 /openapi/login: authenticate, keep the token, return the user info (no token)."""
         with self._login_lock:
             response = self.transport.call("login", {"user_account": self.username,
-                                                     "user_password": self._password.reveal()})
+                                                     "user_password": self._password.reveal(),
+                                                     "login_type": "1"})   # appendix 7
             data = response.data if isinstance(response.data, dict) else {}
             token = _login_token(data, response.req_serial_num)
             register(token)
@@ -372,8 +382,7 @@ class IsolarCloudClient:
             points = list(points_by_type.get(device_type, ()))
             if not points:
                 continue
-            part = self.get_device_real_time_data(device_type, points, ps_keys=keys)
-            result.devices.extend(part.devices)
+            result.extend(self.get_device_real_time_data(device_type, points, ps_keys=keys))
         return result
 
     def get_device_point_minute_data_list(
@@ -569,9 +578,12 @@ def _merge_realtime(result: RealtimeResult, data: Any) -> None:
             copy = dict(point_map)
             result.devices.append(copy)
             known[str(copy.get("ps_key"))] = copy
-    for sn in data.get("fail_sn_list") or []:
-        if sn not in result.fail_sn_list:
-            result.fail_sn_list.append(sn)
+    for name, failed in (("fail_sn_list", result.fail_sn_list),
+                         ("fail_ps_key_list", result.fail_ps_key_list)):
+        items = data.get(name)
+        for item in items if isinstance(items, list) else []:
+            if str(item) not in failed:
+                failed.append(str(item))
 
 
 def _merge_minute(result: HistoryResult, response: Response) -> None:

@@ -150,6 +150,8 @@ def test_headers_and_body_follow_the_document(any_simulator):
     if any_simulator.public_key:
         assert "x-random-secret-key" in headers
         assert len(body["api_key_param"]["nonce"]) == 32
+    login = next(body for endpoint, _, body in any_simulator.requests_log if endpoint == "login")
+    assert login["login_type"] == "1"               # appendix 7, as live-tested clients send it
 
 
 def test_encrypted_nonces_are_fresh_on_every_request_and_retry(encrypted_simulator):

@@ -146,3 +146,4 @@ def test_e00003_on_a_token_just_issued_does_not_log_in_again(simulator, caplog):
         client.get_power_station_list()
     assert simulator.call_counts()["login"] == 1
     assert client.denied_apis() == {}
+
