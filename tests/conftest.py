@@ -54,16 +54,23 @@ def any_simulator(request: pytest.FixtureRequest) -> Iterator[SimulatorServer]:
         yield server
 
 
+CLIENT_ARGS = ("clock", "denied_for", "max_workers", "page_size")
+
+
 def make_client(server: SimulatorServer, *, token_file: Optional[Path] = None,
                 credentials=DEFAULT_CREDENTIALS, **transport_args) -> IsolarCloudClient:
-    """A real client for a simulator, with fast retries for tests."""
+    """A real client for a simulator, with fast retries for tests.
+
+    ``clock``, ``denied_for``, ``max_workers`` and ``page_size`` go to the client, the rest to
+    the transport."""
+    client_args = {name: transport_args.pop(name) for name in CLIENT_ARGS if name in transport_args}
     transport_args.setdefault("backoff_base", 0.01)
     transport_args.setdefault("timeout", 2.0)
     transport = Transport(server.url, credentials.appkey, credentials.access_key,
                           rsa_public_key=server.public_key, **transport_args)
     store = TokenStore(token_file, server.url, credentials.username) if token_file else None
     return IsolarCloudClient(transport, credentials.username, credentials.password,
-                             token_store=store)
+                             token_store=store, **client_args)
 
 
 class Broker:
