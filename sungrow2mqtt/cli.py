@@ -130,7 +130,8 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     """Serve the built-in Open API simulator until interrupted."""
     from sungrow2mqtt.simulator import SimulatorServer, config_block
 
-    server = SimulatorServer(args.host, args.port, encrypted=args.encrypted)
+    server = SimulatorServer(args.host, args.port, encrypted=args.encrypted,
+                             start_time=args.start)
     server.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -140,6 +141,8 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
             handle.write(server.public_key + "\n")
     print(f"iSolarCloud Open API simulator listening on {server.url}"
           f" ({'encrypted' if args.encrypted else 'plain'} calls). Ctrl-C stops it.")
+    if args.start is not None:
+        print(f"Simulated clock starts at {_utc_text(args.start)} and runs at real speed.")
     print("Paste this into config.yaml (demo credentials of the simulator, not secrets):\n")
     print(config_block(server), flush=True)
     try:
@@ -147,6 +150,22 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     finally:
         server.stop()
     return EXIT_OK
+
+
+def _sim_instant(text: str) -> float:
+    """``simulate --start``: ISO 8601 with a UTC offset, or epoch seconds."""
+    from sungrow2mqtt.simulator.clock import parse_instant
+
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _utc_text(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def cmd_init(args: argparse.Namespace, config: Optional[Config]) -> int:
@@ -299,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--encrypted", action="store_true",
                           help="require encrypted calls (appendix 4-7); prints the public key")
     simulate.add_argument("--public-key-file", help="also write the RSA public key here")
+    simulate.add_argument("--start", type=_sim_instant, metavar="TIME",
+                          help="pin the simulated clock: it starts at TIME (ISO 8601 with a UTC "
+                               "offset, e.g. 2026-06-17T12:00:00+01:00, or epoch seconds) and "
+                               "runs at real speed (default: the wall clock)")
     demo = add("demo", cmd_demo, "try everything locally: simulator, embedded broker, bridge",
                "sungrow2mqtt demo   (or: sungrow2mqtt demo --broker localhost:1883)", [common])
     demo.add_argument("--broker", help="use this broker (HOST:PORT) instead of the embedded one")

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import SIM_START
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, SimulatorServer
 
@@ -27,7 +28,7 @@ VENV_PYTHON = Path(os.environ.get("HA_HARNESS_VENV", "/tmp/ha-harness/venv")) / 
 @pytest.mark.skipif(not (HARNESS.exists() and VENV_PYTHON.exists()),
                     reason="Home Assistant harness not installed (../shared/tools/ha-check/setup)")
 def test_home_assistant_accepts_every_entity_without_warnings(broker, tmp_path):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         config = {"isolarcloud": {"server": sim.url, "appkey": DEFAULT_CREDENTIALS.appkey,
                                   "access_key": DEFAULT_CREDENTIALS.access_key,
                                   "username": DEFAULT_CREDENTIALS.username,

@@ -197,10 +197,13 @@ class Fleet:
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def default(cls) -> Fleet:
-        """A hybrid storage plant (GMT+1) and a two-inverter PV plant (GMT+10)."""
+    def default(cls, now: Optional[float] = None) -> Fleet:
+        """A hybrid storage plant (GMT+1) and a two-inverter PV plant (GMT+10).
+
+        One fault, closed an hour ago, was raised six hours before ``now`` (default: wall clock).
+        """
         fleet = cls([_storage_plant(), _pv_plant()])
-        now = time.time()
+        now = time.time() if now is None else now
         fault_id = fleet.add_fault("1587093_1_2_1", 60005, "Grid Power Outage",
                                    fault_type=FAULT, fault_level=1, now=now - 6 * 3600)
         fleet.clear_fault(fault_id, now=now - 5 * 3600)

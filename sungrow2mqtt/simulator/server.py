@@ -55,6 +55,14 @@ Choices where the document is silent:
 * plant list values: ``curr_power`` in kW, ``today_energy`` in kWh, ``total_energy`` in kWh below
   1000 and MWh above, CO2 at 0.997 kg/kWh (t above 1000 kg), revenue at the plant's tariff;
 * ``ps_current_time_zone`` is a fixed offset without daylight saving.
+
+Clocks: the data (readings, ``device_time``, history, faults), tokens, account locks and quota
+hours follow the *plant clock*, which ``start_time`` (constructor), :meth:`SimulatorServer.set_time`
+or ``simulate --start`` pin to an instant from which it runs at real speed (unpinned it is the wall
+clock).  The anti-replay check (E913) and ``GET /timestamp`` use the *real* clock, since the client
+signs requests with the machine's time: a pinned clock therefore costs no E913 and no extra
+``/timestamp`` call, and call counts stay exact.  :meth:`SimulatorServer.set_clock_offset` moves
+both clocks (so it still provokes E913).
 """
 from __future__ import annotations
 
@@ -78,6 +86,7 @@ from sungrow2mqtt.isolarcloud.crypto import (
     CryptoError, aes_decrypt_hex, aes_encrypt_hex, public_key_base64, rsa_decrypt,
 )
 from sungrow2mqtt.isolarcloud.errors import RESULT_CODES
+from sungrow2mqtt.simulator.clock import Instant, SimClock, parse_instant
 from sungrow2mqtt.simulator.fleet import DEVICE_TYPE_NAMES, Device, Fault, Fleet, Period, Plant
 from sungrow2mqtt.simulator.values import (
     PROPERTY_POINTS, SHOW_UNITS, SOURCE_MAPS, PointInfo, date_day, day_date, point_name,
@@ -833,11 +842,13 @@ class SimulatorServer:
         replenish_rate: float = 10,
         hourly_quota: int = 10000,
         timestamp_tolerance: float = 300.0,
+        start_time: Optional[Instant] = None,
     ) -> None:
         self.host = host
         self.port = port
         self.encrypted = encrypted
-        self.fleet = fleet if fleet is not None else Fleet.default()
+        self.clock = SimClock(start_time)
+        self.fleet = fleet if fleet is not None else Fleet.default(now=self.clock.now())
         self.credentials = credentials
         self.timestamp_tolerance = timestamp_tolerance
         self._private_key = RSA.generate(1024) if encrypted else None
@@ -859,7 +870,7 @@ class SimulatorServer:
             self._counts: Dict[str, int] = {}
             self._log: Deque[Tuple[str, Dict[str, str], Dict[str, Any]]] = deque(maxlen=2000)
             self._failures: Deque[_Failure] = deque()
-            self._clock_offset = 0.0
+            self.clock.reset()
             self._wrong_passwords = 0
             self._locked_until: Optional[float] = None
             self._admin_locked = False
@@ -923,8 +934,15 @@ class SimulatorServer:
 
     # -- control surface ---------------------------------------------------------------------
     def now(self) -> float:
-        """The server clock (UTC epoch seconds), including the offset set for tests."""
-        return time.time() + self._clock_offset
+        """The plant clock (UTC epoch seconds): pinned by ``start_time``, plus any offset."""
+        return self.clock.now()
+
+    def set_time(self, when: Optional[Instant]) -> None:
+        """Pin the plant clock to ``when`` (aware datetime or epoch seconds) from now on.
+
+        It runs on at real speed; None makes it follow the wall clock again.
+        """
+        self.clock.pin(when)
 
     def fail_next(self, count: int, mode: str, code: Optional[str] = None,
                   delay: Optional[float] = None) -> None:
@@ -971,9 +989,8 @@ class SimulatorServer:
         self._reset_state()
 
     def set_clock_offset(self, seconds: float) -> None:
-        """Run the server clock ahead (positive) or behind; readings and E913 follow it."""
-        with self._lock:
-            self._clock_offset = float(seconds)
+        """Run both clocks ahead (positive) or behind; readings and E913 follow it."""
+        self.clock.set_offset(seconds)
 
     def set_quota(self, hourly: int) -> None:
         """Change the hourly call quota (E999 once used up)."""
@@ -1152,7 +1169,8 @@ class SimulatorServer:
         if method == "GET" and path == "/timestamp":
             with self._lock:
                 self._log.append(("timestamp", headers, {}))
-            return self._envelope_answer(_success(str(int(now * 1000))), None)
+            return self._envelope_answer(_success(str(int(self.clock.gateway_now() * 1000))),
+                                         None)
         if method != "POST":
             return _Answer(404, b"", "text/plain")
         key = self._soft_key(headers)
@@ -1168,7 +1186,7 @@ class SimulatorServer:
             if access_key not in self.credentials.apps().values():
                 raise _RequestError("E912")
             body = self._decode(headers, raw)
-            self._check_api_key_param(body, now)
+            self._check_api_key_param(body, self.clock.gateway_now())
             call = self._authenticate(service, headers, body, access_key, now)
             result = handler(call)
             message = "success"
@@ -1302,13 +1320,22 @@ class SimulatorServer:
             "unlock-account": self.unlock_account,
             "fail": lambda: self.fail_next(int(payload.get("count", 1)), str(payload["mode"]),
                                            payload.get("code"), payload.get("delay")),
-            "clock": lambda: self.set_clock_offset(float(payload["offset"])),
+            "clock": lambda: self._set_clock(payload),
             "quota": lambda: self.set_quota(int(payload["hourly"])),
         }
         if action not in actions:
             return 404, {"error": f"no control endpoint POST /_sim/{action}"}
         actions[action]()
         return 200, {"ok": True}
+
+    def _set_clock(self, payload: Dict[str, Any]) -> None:
+        """``{"offset": seconds}`` and/or ``{"time": ISO 8601 or epoch seconds}``."""
+        if "offset" not in payload and "time" not in payload:
+            raise ValueError("expected 'offset' (seconds) or 'time' (ISO 8601 or epoch seconds)")
+        if "time" in payload:
+            self.set_time(parse_instant(str(payload["time"])))
+        if "offset" in payload:
+            self.set_clock_offset(float(payload["offset"]))
 
 
 def _utc(ts: float) -> dt.datetime:
