@@ -131,7 +131,7 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     from sungrow2mqtt.simulator import SimulatorServer, config_block
 
     server = SimulatorServer(args.host, args.port, encrypted=args.encrypted,
-                             start_time=args.start)
+                             start_time=args.start, token_error=args.token_error)
     server.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="pin the simulated clock: it starts at TIME (ISO 8601 with a UTC "
                                "offset, e.g. 2026-06-17T12:00:00+01:00, or epoch seconds) and "
                                "runs at real speed (default: the wall clock)")
+    simulate.add_argument("--token-error", choices=["E900", "E00003"], default="E900",
+                          help="result code for an unknown or expired token: E900 like the live "
+                               "gateway (default) or E00003 as the Open API document says")
     demo = add("demo", cmd_demo, "try everything locally: simulator, embedded broker, bridge",
                "sungrow2mqtt demo   (or: sungrow2mqtt demo --broker localhost:1883)", [common])
     demo.add_argument("--broker", help="use this broker (HOST:PORT) instead of the embedded one")

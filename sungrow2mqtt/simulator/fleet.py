@@ -13,13 +13,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from sungrow2mqtt.simulator.tables import load_yaml
 from sungrow2mqtt.simulator.values import (
     SLOT_SECONDS, SLOTS_PER_DAY, SLOTS_PER_HOUR, DeviceProfile, PlantParams, PlantPhysics,
-    PlantSample, date_day, format_reading, local_day_slot, point_decimals, point_kind,
-    read_point, slot_datetime,
+    PlantSample, Reading, date_day, format_reading, is_fraction, local_day_slot, point_decimals,
+    point_kind, read_point, slot_datetime,
 )
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ DEVICE_TYPE_NAMES: Dict[int, str] = {int(k): str(v) for k, v in _NAMES["device_t
 VIRTUAL_DEVICE_TYPES = frozenset({3, 11, 17})  # plant, grid-connection point, unit (section 2.5.3)
 PS_TYPE_NAMES: Dict[int, str] = {int(k): str(v) for k, v in _NAMES["plant_types"].items()}
 
+RATIO_SCALES = ("fraction", "percent")
 FAULT = 1
 ALARM = 2
 
@@ -178,6 +179,7 @@ class Fleet:
                     self._by_sn[device.sn] = device
         self._fault_seq = itertools.count(1)
         self._lock = threading.Lock()
+        self.percent_ratios: Set[str] = set()   # ps_keys whose ratio points report 0-100
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -277,10 +279,32 @@ class Fleet:
         sample = self.sample(self.plant_of(device), ts)
         return {pid: self._formatted(sample, device, pid) for pid in point_ids}
 
-    @staticmethod
-    def _formatted(sample: PlantSample, device: Device, point_id: int) -> Optional[str]:
+    def set_ratio_scale(self, ps_key: str, scale: str) -> None:
+        """``percent``: the device's SOC/SOH points report 0-100; ``fraction`` (default) 0-1."""
+        if self.device(ps_key) is None:
+            raise ValueError(f"unknown ps_key {ps_key!r}")
+        if scale not in RATIO_SCALES:
+            raise ValueError(f"scale must be one of {', '.join(RATIO_SCALES)}, not {scale!r}")
+        with self._lock:
+            self.percent_ratios.discard(ps_key)
+            if scale == "percent":
+                self.percent_ratios.add(ps_key)
+
+    def _reading(self, sample: PlantSample, device: Device, point_id: int) -> Reading:
         value = read_point(sample, device.profile, device.device_type, point_id)
-        return format_reading(value, point_decimals(device.device_type, point_id))
+        if (isinstance(value, float) and device.ps_key in self.percent_ratios
+                and is_fraction(device.device_type, point_id)):
+            return value * 100.0
+        return value
+
+    def _decimals(self, device: Device, point_id: int) -> int:
+        if device.ps_key in self.percent_ratios and is_fraction(device.device_type, point_id):
+            return 1
+        return point_decimals(device.device_type, point_id)
+
+    def _formatted(self, sample: PlantSample, device: Device, point_id: int) -> Optional[str]:
+        return format_reading(self._reading(sample, device, point_id),
+                              self._decimals(device, point_id))
 
     def minute_rows(self, device: Device, point_ids: Sequence[int], start: dt.datetime,
                     end: dt.datetime, interval_minutes: int, now: float) -> List[Dict[str, str]]:
@@ -331,7 +355,7 @@ class Fleet:
                 stats_by_day[day] = self._day_stats(plant, device, point_ids, day,
                                                     now_day, now_slot)
         for pid in point_ids:
-            decimals = point_decimals(device.device_type, pid)
+            decimals = self._decimals(device, pid)
             summable = point_kind(device.device_type, pid) == "day"
             entries = []
             for period in periods:
@@ -353,8 +377,7 @@ class Fleet:
                 out[f"p{pid}"] = entries
         return out
 
-    @staticmethod
-    def _day_stats(plant: Plant, device: Device, point_ids: Sequence[int], day: int,
+    def _day_stats(self, plant: Plant, device: Device, point_ids: Sequence[int], day: int,
                    now_day: int, now_slot: int) -> Dict[int, Tuple[float, float, float]]:
         last = now_slot if day == now_day else SLOTS_PER_DAY - 1
         slots = sorted(set(range(0, last + 1, SLOTS_PER_HOUR)) | {last})
@@ -362,7 +385,7 @@ class Fleet:
         for slot in slots:
             sample = plant.physics.sample(day, slot)
             for pid in point_ids:
-                value = read_point(sample, device.profile, device.device_type, pid)
+                value = self._reading(sample, device, pid)
                 if isinstance(value, (int, float)):
                     values[pid].append(float(value))
         return {pid: (sum(v) / len(v), max(v), min(v)) for pid, v in values.items() if v}

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from Crypto.PublicKey import RSA
 
@@ -29,6 +29,8 @@ MAX_WRONG_PASSWORDS = 5
 LOCK_SECONDS = 3600.0
 USER_ID = "2481357"
 ORG_ID = "3081924"
+# what a call with an unknown or expired token gets: the live gateway's code, the document's
+TOKEN_ERRORS = ("E900", "E00003")
 _NONCE = re.compile(r"[A-Za-z0-9]{32}")
 
 
@@ -138,7 +140,12 @@ class Gateway:
     """Apps, the account, tokens, quota and the encryption of one simulated gateway."""
 
     def __init__(self, credentials: Credentials, clock: SimClock, *, encrypted: bool,
-                 hourly_quota: int, timestamp_tolerance: float) -> None:
+                 hourly_quota: int, timestamp_tolerance: float, token_error: str = "E900"
+                 ) -> None:
+        if token_error not in TOKEN_ERRORS:
+            raise ValueError(f"token_error must be one of {', '.join(TOKEN_ERRORS)}, "
+                             f"not {token_error!r}")
+        self.token_error = token_error
         self.credentials = credentials
         self.clock = clock
         self.encrypted = encrypted
@@ -152,8 +159,9 @@ class Gateway:
         self.reset()
 
     def reset(self) -> None:
-        """Forget wrong passwords, locks, quota use and nonces (issued tokens stay valid)."""
+        """Forget wrong passwords, locks, quota use, nonces and denied APIs (tokens stay valid)."""
         with self._lock:
+            self.denied: Set[str] = set()
             self._wrong_passwords = 0
             self._locked_until: Optional[float] = None
             self._admin_locked = False
@@ -229,6 +237,8 @@ class Gateway:
             raise RequestError("E00000")
         if apps[appkey] != access_key:
             raise RequestError("E914")
+        if service in self.denied:
+            raise RequestError("E900")
         now = self.clock.now()
         moment = utc(now)
         usage_key = (appkey, moment.strftime("%Y%m%d"), moment.hour)
@@ -242,7 +252,7 @@ class Gateway:
                     raise RequestError("002")
                 issued = self._tokens.get(str(token))
                 if issued is None or issued.appkey != appkey or issued.expires < now:
-                    raise RequestError("E00003")
+                    raise RequestError(self.token_error)
                 issued.expires = now + TOKEN_LIFETIME
         lang = headers.get("lang") or str(body.get("lang") or "") or "_zh_CN"
         return Call(body=body, appkey=appkey, now=now, lang=lang)
@@ -338,6 +348,16 @@ class Gateway:
         """Invalidate every issued token."""
         with self._lock:
             self._tokens.clear()
+
+    def deny(self, services: Set[str]) -> None:
+        """Answer E900 to these services whatever the token (app not authorised for them)."""
+        with self._lock:
+            self.denied |= services
+
+    def allow(self, services: Set[str]) -> None:
+        """Serve these services again; an empty set allows every service."""
+        with self._lock:
+            self.denied = self.denied - services if services else set()
 
     def set_quota(self, hourly: int) -> None:
         """Change the hourly call quota (E999 once used up)."""

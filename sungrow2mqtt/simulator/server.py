@@ -181,6 +181,7 @@ class SimulatorServer:
         hourly_quota: int = 10000,
         timestamp_tolerance: float = 300.0,
         start_time: Optional[Instant] = None,
+        token_error: str = "E900",
     ) -> None:
         self.host = host
         self.port = port
@@ -188,7 +189,8 @@ class SimulatorServer:
         self.clock = SimClock(start_time)
         self.fleet = fleet if fleet is not None else Fleet.default(now=self.clock.now())
         self.gateway = Gateway(credentials, self.clock, encrypted=encrypted,
-                               hourly_quota=hourly_quota, timestamp_tolerance=timestamp_tolerance)
+                               hourly_quota=hourly_quota, timestamp_tolerance=timestamp_tolerance,
+                               token_error=token_error)
         self.world = World(self.fleet, self.gateway)
         self._bucket = TokenBucket(burst_capacity, replenish_rate)
         self._lock = threading.RLock()
@@ -215,6 +217,7 @@ class SimulatorServer:
             self._failures: Deque[_Failure] = deque()
             self.clock.reset()
             self.gateway.reset()
+            self.fleet.percent_ratios.clear()
             self.world.extras.clear()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -301,8 +304,23 @@ class SimulatorServer:
             self._failures.extend(failure for _ in range(int(count)))
 
     def expire_tokens(self) -> None:
-        """Invalidate every issued token (the next call with one gets E00003)."""
+        """Invalidate every issued token (the next call with one gets ``token_error``)."""
         self.gateway.expire_tokens()
+
+    def deny_api(self, *services: str) -> None:
+        """Answer E900 to these services even with a valid token (app not authorised for them)."""
+        unknown = sorted(set(services) - set(SERVICES))
+        if unknown:
+            raise ValueError(f"unknown service(s) {', '.join(unknown)}")
+        self.gateway.deny(set(services))
+
+    def allow_api(self, *services: str) -> None:
+        """Serve denied services again; without names, every service."""
+        self.gateway.allow(set(services))
+
+    def set_ratio_scale(self, ps_key: str, scale: str) -> None:
+        """``percent``: SOC/SOH of this device arrive as 0-100; ``fraction`` (default): 0-1."""
+        self.fleet.set_ratio_scale(ps_key, scale)
 
     def set_quota(self, hourly: int) -> None:
         """Change the hourly call quota (E999 once used up)."""
@@ -338,7 +356,8 @@ class SimulatorServer:
             self._log.clear()
 
     def reset(self) -> None:
-        """Back to a fresh state: counts, log, failures, clock, locks, quota use, nonces."""
+        """Back to a fresh state: counts, log, failures, clock, locks, quota use, nonces, denied
+        APIs, ratio scales (faults and issued tokens stay)."""
         self._reset_state()
 
     @property
@@ -494,6 +513,10 @@ class SimulatorServer:
                                            payload.get("code"), payload.get("delay")),
             "clock": lambda: self._set_clock(payload),
             "quota": lambda: self.set_quota(int(payload["hourly"])),
+            "deny-api": lambda: self.deny_api(*_names(payload, "services")),
+            "allow-api": lambda: self.allow_api(*_names(payload, "services")),
+            "ratio-scale": lambda: self.set_ratio_scale(str(payload["ps_key"]),
+                                                        str(payload["scale"])),
         }
         if action not in actions:
             return 404, {"error": f"no control endpoint POST /_sim/{action}"}
@@ -508,6 +531,14 @@ class SimulatorServer:
             self.set_time(parse_instant(str(payload["time"])))
         if "offset" in payload:
             self.set_clock_offset(float(payload["offset"]))
+
+
+def _names(payload: Dict[str, Any], key: str) -> List[str]:
+    """A control payload's list of names (a missing key is an empty list)."""
+    names = payload.get(key, [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{key} must be a list of names")
+    return names
 
 
 def config_block(server: SimulatorServer) -> str:

@@ -332,7 +332,8 @@ def get_communication_dev_info(world: World, call: Call) -> Optional[Dict[str, A
 
 # -- 2.6 / 2.14 --------------------------------------------------------------------------
 def _realtime_targets(fleet: Fleet, body: Dict[str, Any],
-                      device_type: int) -> Tuple[List[Device], Optional[List[str]]]:
+                      device_type: int) -> Tuple[List[Device], Dict[str, List[str]]]:
+    """The devices asked for, and ``{"fail_ps_key_list" or "fail_sn_list": what is unknown}``."""
     ps_keys = _str_list(body.get("ps_key_list"))
     sns = _str_list(body.get("sn_list"))
     if not ps_keys and not sns:
@@ -340,27 +341,29 @@ def _realtime_targets(fleet: Fleet, body: Dict[str, Any],
     if len(ps_keys or sns) > MAX_DEVICES:
         raise RequestError("010")
     devices: List[Device] = []
+    failed: List[str] = []
     if ps_keys:
         for key in ps_keys:
             match = _PS_KEY.fullmatch(key)
             if match is None or int(match.group(2)) != device_type:
                 raise RequestError("010")
             device = fleet.device(key)
-            if device is not None:
+            if device is None:
+                failed.append(key)
+            else:
                 devices.append(device)
-        return devices, None
-    failed = []
+        return devices, {"fail_ps_key_list": failed}
     for sn in sns:
         device = fleet.device_by_sn(sn)
         if device is not None and device.device_type == device_type:
             devices.append(device)
         else:
             failed.append(sn)
-    return devices, failed
+    return devices, {"fail_sn_list": failed}
 
 
 def _device_points(fleet: Fleet, devices: Sequence[Device], point_ids: Sequence[int],
-                   failed: Optional[List[str]], now: float) -> Dict[str, Any]:
+                   failures: Dict[str, List[str]], now: float) -> Dict[str, Any]:
     entries = []
     for device in devices:
         plant = fleet.plant_of(device)
@@ -374,26 +377,31 @@ def _device_points(fleet: Fleet, devices: Sequence[Device], point_ids: Sequence[
         for pid, text in fleet.readings(device, point_ids, now).items():
             point[f"p{pid}"] = text
         entries.append({"device_point": dict(sorted(point.items()))})
-    result: Dict[str, Any] = {"device_point_list": entries}
-    if failed is not None:
-        result["fail_sn_list"] = failed
-    return result
+    return {**failures, "device_point_list": entries}
 
 
 @service("getPVInverterRealTimeData")
 def get_pv_inverter_real_time_data(world: World, call: Call) -> Dict[str, Any]:
-    """2.6: the fixed point set of PV inverters (type 1), unknown points null."""
-    devices, failed = _realtime_targets(world.fleet, call.body, 1)
-    return _device_points(world.fleet, devices, PV_INVERTER_POINTS, failed, call.now)
+    """2.6: the fixed point set of PV inverters (type 1), unknown points null.
+
+    Unknown SNs are listed in ``fail_sn_list`` (2.6.4); unknown ps_keys are left out.
+    """
+    devices, failures = _realtime_targets(world.fleet, call.body, 1)
+    failures.pop("fail_ps_key_list", None)
+    return _device_points(world.fleet, devices, PV_INVERTER_POINTS, failures, call.now)
 
 
 @service("getDeviceRealTimeData")
 def get_device_real_time_data(world: World, call: Call) -> Dict[str, Any]:
-    """2.14: chosen points of devices of one type, by ps_key or by SN."""
+    """2.14: chosen points of devices of one type, by ps_key or by SN.
+
+    Unknown SNs go to ``fail_sn_list`` (2.14.4), unknown ps_keys to ``fail_ps_key_list`` (the
+    portal's sample and live answers), always present, empty when every key is known.
+    """
     device_type = _int(_required(call.body, "device_type"))
     point_ids = _points(_required(call.body, "point_id_list"), prefixed=False)
-    devices, failed = _realtime_targets(world.fleet, call.body, device_type)
-    return _device_points(world.fleet, devices, point_ids, failed, call.now)
+    devices, failures = _realtime_targets(world.fleet, call.body, device_type)
+    return _device_points(world.fleet, devices, point_ids, failures, call.now)
 
 
 # -- 2.7 / 2.8 ---------------------------------------------------------------------------

@@ -587,6 +587,16 @@ def point_source(device_type: int, point_id: int) -> Optional[Tuple[Source, str]
     return SOURCES[base], arg
 
 
+# SOC and SOH (13141, 13142, 58604, 58605, 83252): 0-1 fractions in live data
+FRACTION_SOURCES = frozenset({"soc_fraction", "soh_fraction"})
+
+
+def is_fraction(device_type: int, point_id: int) -> bool:
+    """Whether a point is a ratio the gateway sends as a 0-1 fraction."""
+    name = SOURCE_MAPS.get(device_type, {}).get(point_id, "")
+    return name.partition(":")[0] in FRACTION_SOURCES
+
+
 def read_point(sample: PlantSample, profile: DeviceProfile, device_type: int,
                point_id: int) -> Reading:
     """The raw reading of one point: a number, ``"--"`` or ``None`` (no reading)."""

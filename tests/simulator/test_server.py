@@ -12,71 +12,17 @@ import requests
 import yaml
 
 from conftest import SIM_START, at_any_hour, plant_now
+from sim_http import (
+    BATTERY, CREDS, ESS, GMT1, METER, MODULE, PLANT, PV_PS_ID, SG5, SG8, STORAGE_PS_ID, Client,
+    headers, login, post,
+)
 from sungrow2mqtt.isolarcloud.crypto import aes_decrypt_hex, aes_encrypt_hex, new_nonce, rsa_encrypt
 from sungrow2mqtt.isolarcloud.errors import RESULT_CODES
 from sungrow2mqtt.simulator import (
-    DEFAULT_CREDENTIALS, Credentials, Fleet, SimulatorServer, config_block,
+    Credentials, Fleet, SimulatorServer, config_block,
 )
 
-CREDS = DEFAULT_CREDENTIALS
-GMT1 = dt.timezone(dt.timedelta(hours=1))  # the storage plant's zone
-STORAGE_PS_ID, PV_PS_ID = 1563218, 1587093
-ESS, METER, BATTERY = "1563218_14_1_1", "1563218_7_2_1", "1563218_43_3_1"
-MODULE = "1563218_22_247_1"
-PLANT = "1563218_11_0_0"
-SG5, SG8 = "1587093_1_1_1", "1587093_1_2_1"
 AES_KEY = "A123456zA123456z"
-
-
-def headers(**changes: Optional[str]) -> Dict[str, str]:
-    """The document's request headers (1.3 (5)); a None value drops a header."""
-    base: Dict[str, Optional[str]] = {"Content-Type": "application/json;charset=UTF-8",
-                                      "sys_code": "901", "x-access-key": CREDS.access_key,
-                                      "lang": "_en_US"}
-    base.update(changes)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def post(sim: SimulatorServer, service: str, body: Dict[str, Any],
-         hdrs: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """POST a plain JSON body to a service and return the envelope."""
-    response = requests.post(f"{sim.url}/openapi/{service}", json=body,
-                             headers=hdrs or headers(), timeout=10)
-    assert response.status_code == 200
-    return response.json()
-
-
-def login(sim: SimulatorServer, password: str = CREDS.password,
-          account: str = CREDS.username) -> Dict[str, Any]:
-    """Call /openapi/login (2.1)."""
-    return post(sim, "login", {"appkey": CREDS.appkey, "user_account": account,
-                               "user_password": password})
-
-
-class Client:
-    """A logged-in caller of the plain simulator."""
-
-    def __init__(self, sim: SimulatorServer) -> None:
-        self.sim = sim
-        self.token = login(sim)["result_data"]["token"]
-
-    def call(self, service: str, **body: Any) -> Dict[str, Any]:
-        """The envelope of a call with appkey and token added."""
-        return post(self.sim, service, {"appkey": CREDS.appkey, "token": self.token, **body})
-
-    def data(self, service: str, **body: Any) -> Any:
-        """result_data of a call that must succeed."""
-        answer = self.call(service, **body)
-        assert answer["result_code"] == "1", answer
-        return answer["result_data"]
-
-    def points(self, ps_keys: List[str], device_type: int,
-               point_ids: List[int]) -> Dict[str, Dict[str, Any]]:
-        """getDeviceRealTimeData device_point maps by ps_key."""
-        data = self.data("getDeviceRealTimeData", ps_key_list=ps_keys,
-                         device_type=str(device_type),
-                         point_id_list=[str(p) for p in point_ids])
-        return {e["device_point"]["ps_key"]: e["device_point"] for e in data["device_point_list"]}
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +103,7 @@ OTHER_APP = CREDS.other_appkey
     (headers(), {"appkey": "NOSUCHAPPKEY0000000000000000000"}, "E00000"),
     (headers(), {"appkey": OTHER_APP}, "E914"),
     (headers(), {"token": None}, "002"),
-    (headers(), {"token": "2481357_" + "0" * 32}, "E00003"),
+    (headers(), {"token": "2481357_" + "0" * 32}, "E900"),  # the live gateway's code
 ])
 def test_gateway_checks(client: Client, hdrs: Dict[str, str], body: Dict[str, Any],
                         code: str) -> None:
@@ -182,7 +128,7 @@ def test_second_app_is_a_real_app(sim: SimulatorServer) -> None:
     body = {"appkey": OTHER_APP, "token": data["token"], "curPage": 1, "size": 5}
     assert post(sim, "getPowerStationList", body, hdrs)["result_code"] == "1"
     body["appkey"] = CREDS.appkey  # token of the other app, with this app's key pair
-    assert post(sim, "getPowerStationList", body)["result_code"] == "E00003"
+    assert post(sim, "getPowerStationList", body)["result_code"] == "E900"
 
 
 def test_login_states_and_lock(sim: SimulatorServer) -> None:
@@ -205,7 +151,7 @@ def test_login_states_and_lock(sim: SimulatorServer) -> None:
 def test_expired_tokens(client: Client) -> None:
     assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "1"
     client.sim.expire_tokens()
-    assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "E00003"
+    assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "E900"
     client.token = login(client.sim)["result_data"]["token"]
     assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "1"
 
@@ -216,7 +162,7 @@ def test_token_lives_24_hours_from_last_use(client: Client) -> None:
     client.sim.set_clock_offset(40 * 3600)  # 20 h after the last use
     assert client.call("getOpenApiCallInfo")["result_code"] == "1"
     client.sim.set_clock_offset(65 * 3600)
-    assert client.call("getOpenApiCallInfo")["result_code"] == "E00003"
+    assert client.call("getOpenApiCallInfo")["result_code"] == "E900"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -741,7 +687,7 @@ def test_http_control_surface(client: Client) -> None:
     stamp = int(requests.get(f"{client.sim.url}/timestamp", timeout=10).json()["result_data"])
     assert stamp > (time.time() + 7000) * 1000
     requests.post(f"{base}/expire-tokens", timeout=10)
-    assert client.call("getOpenApiCallInfo")["result_code"] == "E00003"
+    assert client.call("getOpenApiCallInfo")["result_code"] == "E900"
     assert requests.post(f"{base}/reset", timeout=10).json() == {"ok": True}
     assert requests.get(f"{base}/calls", timeout=10).json() == {}
     assert requests.post(f"{base}/fail", data="nope", timeout=10).status_code == 400
