@@ -1,13 +1,16 @@
 """A simulated iSolarCloud Open API gateway, speaking real HTTP, for tests and demos.
 
-It follows the Open API document (``isolarcloud-openapi.txt``), not any client.
+It follows the gateway, not any client: the Open API document (``isolarcloud-openapi.txt``), and
+where live gateways are known to differ (``reference/README.md``), the live behaviour, with a switch
+for the document's (see *Live behaviour* below).
 
 Checks the document prescribes (section, appendix):
 
 * headers: ``sys_code`` missing -> 003; ``x-access-key`` missing -> E911, unknown -> E912 (1.3 (5),
   appendix 2); body ``appkey`` missing -> 001, unknown -> E00000, paired with another app's access
-  key -> E914; ``token`` missing -> 002, unknown or expired -> E00003, except for ``login``
-  (1.3 (3)(4)); a token lives 24 h and every call restarts that (1.1);
+  key -> E914; ``token`` missing -> 002, unknown or expired -> E00003 (but see *Live
+  behaviour*), except for ``login`` (1.3 (3)(4)); a token lives 24 h and every call restarts that
+  (1.1);
 * envelope ``req_serial_num``/``result_code``/``result_msg``/``result_data`` (1.3 (7)); errors
   carry the appendix-2 name as ``result_msg`` and a null ``result_data``;
 * required parameters missing -> 009, invalid -> 010; at most 50 devices per realtime, minute and
@@ -25,8 +28,8 @@ Checks the document prescribes (section, appendix):
 Choices where the document is silent:
 
 * check order: E996, E911/E912, decryption (E902/E904/E906/E907/E905), ``api_key_param``
-  (E908/E909/E910/E913), 003, ``sys_code`` other than 901 -> E994, 001, E00000, E914, E999,
-  002/E00003, then the endpoint's parameters; a plain request whose ``api_key_param`` is present
+  (E908/E909/E910/E913), 003, ``sys_code`` other than 901 -> E994, 001, E00000, E914, E900
+  for a denied service, E999, 002/E900 (or E00003), then the service's parameters; a plain request whose ``api_key_param`` is present
   is checked like an encrypted one; a missing nonce counts as malformed (E909), a missing or
   non-numeric timestamp as expired (E913); errors found before the request key is known are
   answered in plain JSON;
@@ -38,9 +41,10 @@ Choices where the document is silent:
   calls refused with E999 do not count;
 * five wrong passwords lock the account (``login_state`` 2) for an hour; a right password resets
   the count; ``login_state`` 5 only via :meth:`SimulatorServer.lock_account`;
-* unknown but well-formed ps_keys are left out of realtime answers; malformed ones, or ones whose
-  type differs from ``device_type`` (or is not 1 for ``getPVInverterRealTimeData``) -> 010; SNs of
-  the wrong type or unknown go to ``fail_sn_list``; unknown ``ps_id`` -> 010;
+* unknown but well-formed ps_keys are left out of realtime answers (and listed, see below);
+  malformed ones, or ones whose type differs from ``device_type`` (or is not 1 for
+  ``getPVInverterRealTimeData``) -> 010; SNs of the wrong type or unknown go to ``fail_sn_list``;
+  unknown ``ps_id`` -> 010;
 * point lists must use the document's ``p`` prefix in 2.7/2.8 (``"p1,p2"``), bare IDs in 2.14 and
   2.11; minute and day/month/year times are the plant's local time, minute rows start at the
   first 5-minute boundary and never reach past "now"; ``null`` and ``"--"`` count as no data in
@@ -55,6 +59,17 @@ Choices where the document is silent:
 * plant list values: ``curr_power`` in kW, ``today_energy`` in kWh, ``total_energy`` in kWh below
   1000 and MWh above, CO2 at 0.997 kg/kWh (t above 1000 kg), revenue at the plant's tariff;
 * ``ps_current_time_zone`` is a fixed offset without daylight saving.
+
+Live behaviour (clients verified against live plants; the default):
+
+* an unknown or expired token gets ``E900`` "Unauthorized access"; ``token_error="E00003"``
+  (``simulate --token-error E00003``) gives the document's code instead;
+* ``E900`` also answers a service the app is not authorised for, whatever the token:
+  :meth:`SimulatorServer.deny_api` (denied calls are not counted against the quota);
+* ``getDeviceRealTimeData`` by ps_key always carries ``fail_ps_key_list`` (the portal's sample),
+  naming the well-formed ps_keys it could not serve;
+* SOC/SOH points (13141, 13142, 58604, 58605, 83252) are 0-1 fractions like live data;
+  :meth:`SimulatorServer.set_ratio_scale` makes a device send them as 0-100 as some firmware does.
 
 Layout: :mod:`~sungrow2mqtt.simulator.gateway` (apps, logins, tokens, quota, encryption, burst
 bucket), :mod:`~sungrow2mqtt.simulator.services` (the services, a registry by name),

@@ -58,7 +58,7 @@ def test_dead_tokens_get_the_live_code_or_the_documents(token_error, message) ->
 
 def test_token_error_must_be_a_known_code() -> None:
     with pytest.raises(ValueError, match="token_error must be one of E900, E00003"):
-        SimulatorServer(token_error="E901")
+        SimulatorServer(token_error="E901", start_time=SIM_START)
 
 
 # ---------------------------------------------------------------------------------------------
