@@ -131,7 +131,9 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     from sungrow2mqtt.simulator import SimulatorServer, config_block
 
     server = SimulatorServer(args.host, args.port, encrypted=args.encrypted,
-                             start_time=args.start, token_error=args.token_error)
+                             start_time=args.start, token_error=args.token_error,
+                             burst_capacity=args.burst, replenish_rate=args.replenish_rate,
+                             latency=args.latency)
     server.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -160,6 +162,21 @@ def _sim_instant(text: str) -> float:
         return parse_instant(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _bounded(convert: Callable[[str], Any], low: float, strict: bool = False
+             ) -> Callable[[str], Any]:
+    """An argparse type: a number at least (``strict``: above) ``low``."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'above' if strict else 'at least'} {low:g}, not {text}")
+        return value
+    return parse
 
 
 def _utc_text(epoch: float) -> str:
@@ -325,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--token-error", choices=["E900", "E00003"], default="E900",
                           help="result code for an unknown or expired token: E900 like the live "
                                "gateway (default) or E00003 as the Open API document says")
+    simulate.add_argument("--burst", type=_bounded(int, 1), default=15, metavar="N",
+                          help="rate-limit bucket: N calls at once (default 15), then HTTP 429")
+    simulate.add_argument("--replenish-rate", type=_bounded(float, 0, strict=True), default=10,
+                          metavar="R",
+                          help="rate-limit bucket: refilled by R calls a second (default 10)")
+    simulate.add_argument("--latency", type=_bounded(float, 0), default=0.0, metavar="SECONDS",
+                          help="add SECONDS to every answer, like a gateway far away (default 0;"
+                               " the real one is 0.1-0.4 s away); parallel calls overlap")
     demo = add("demo", cmd_demo, "try everything locally: simulator, embedded broker, bridge",
                "sungrow2mqtt demo   (or: sungrow2mqtt demo --broker localhost:1883)", [common])
     demo.add_argument("--broker", help="use this broker (HOST:PORT) instead of the embedded one")

@@ -29,14 +29,17 @@ Choices where the document is silent:
 
 * check order: E996, E911/E912, decryption (E902/E904/E906/E907/E905), ``api_key_param``
   (E908/E909/E910/E913), 003, ``sys_code`` other than 901 -> E994, 001, E00000, E914, E900
-  for a denied service, E999, 002/E900 (or E00003), then the service's parameters; a plain request whose ``api_key_param`` is present
-  is checked like an encrypted one; a missing nonce counts as malformed (E909), a missing or
-  non-numeric timestamp as expired (E913); errors found before the request key is known are
-  answered in plain JSON;
+  for a denied service, E999, 002/E900 (or E00003), then the service's parameters; a plain
+  request whose ``api_key_param`` is present is checked like an encrypted one; a missing nonce
+  counts as malformed (E909), a missing or non-numeric timestamp as expired (E913); errors found
+  before the request key is known are answered in plain JSON;
 * a plain-mode body that is not a JSON object -> 010; decrypted text that is not a JSON object ->
   E905; ``Content-Type`` is not enforced; unknown ``POST`` paths -> E996, unknown ``GET`` -> 404;
 * ``GET /timestamp`` answers the envelope with the server's UTC milliseconds as a string;
-* the token bucket is per server, not per client; the 429 body is empty; the hourly quota is per
+* the token bucket (default 15 calls, refilled at 10 a second: ``burst_capacity``,
+  ``replenish_rate``) is per server, not per client, and counts every gateway call, ``/timestamp``
+  included; over it the answer is HTTP 429 with an empty body, and every answer, 429 or not,
+  carries the three ``X-Ratelimit-*`` headers; the hourly quota is per
   appkey and per UTC hour, the daily figure is 24 x the hourly one and is not enforced (no E998);
   calls refused with E999 do not count;
 * five wrong passwords lock the account (``login_state`` 2) for an hour; a right password resets
@@ -197,7 +200,11 @@ class SimulatorServer:
         timestamp_tolerance: float = 300.0,
         start_time: Optional[Instant] = None,
         token_error: str = "E900",
+        latency: float = 0.0,
     ) -> None:
+        if burst_capacity < 1 or not replenish_rate > 0:
+            raise ValueError("burst_capacity must be at least 1 and replenish_rate above 0, not "
+                             f"{burst_capacity} and {replenish_rate}")
         self.host = host
         self.port = port
         self.encrypted = encrypted
@@ -213,6 +220,8 @@ class SimulatorServer:
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self._connections: Set[socket.socket] = set()
+        self._in_flight = 0
+        self.set_latency(latency)
         self._reset_state()
 
     @property
@@ -230,6 +239,7 @@ class SimulatorServer:
             self._counts: Dict[str, int] = {}
             self._log: Deque[Tuple[str, Dict[str, str], Dict[str, Any]]] = deque(maxlen=2000)
             self._failures: Deque[_Failure] = deque()
+            self._peak_in_flight = 0
             self.clock.reset()
             self.gateway.reset()
             self.fleet.percent_ratios.clear()
@@ -365,10 +375,24 @@ class SimulatorServer:
             return dict(self._counts)
 
     def reset_counts(self) -> None:
-        """Zero the call counts and the request log."""
+        """Zero the call counts, the request log and the in-flight peak."""
         with self._lock:
             self._counts.clear()
             self._log.clear()
+            self._peak_in_flight = self._in_flight
+
+    def peak_in_flight(self) -> int:
+        """The most gateway calls served at the same time (since the last reset): calls sent in
+        parallel overlap here, so a client's concurrency shows without timing anything."""
+        with self._lock:
+            return self._peak_in_flight
+
+    def set_latency(self, seconds: float) -> None:
+        """Add ``seconds`` to every gateway answer (the real one is 0.1-0.4 s away); answers to
+        calls sent in parallel overlap, so they cost one latency, not the sum."""
+        if not seconds >= 0:
+            raise ValueError(f"latency must be 0 or more seconds, not {seconds}")
+        self._latency = float(seconds)
 
     def reset(self) -> None:
         """Back to a fresh state: counts, log, failures, clock, locks, quota use, nonces, denied
@@ -394,6 +418,16 @@ class SimulatorServer:
             path.strip("/") or "/")
         with self._lock:
             self._counts[endpoint] = self._counts.get(endpoint, 0) + 1
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            self._serve_gateway(handler, method, path, endpoint, raw)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _serve_gateway(self, handler: BaseHTTPRequestHandler, method: str, path: str,
+                       endpoint: str, raw: bytes) -> None:
         headers = {k.lower(): v for k, v in handler.headers.items()}
         allowed, remaining = self._bucket.take()
         limits = {"X-Ratelimit-Burst-Capacity": str(self._bucket.capacity),
@@ -406,6 +440,8 @@ class SimulatorServer:
         else:  # refused before the gateway looked at it: log what can be read of it
             with self._lock:
                 self._log.append((endpoint, headers, self._readable_body(headers, raw)))
+        if self._latency:
+            self._stopping.wait(self._latency)
         self._write(handler, answer, limits)
 
     def _readable_body(self, headers: Dict[str, str], raw: bytes) -> Dict[str, Any]:
@@ -507,6 +543,8 @@ class SimulatorServer:
                         ) -> Tuple[int, Any]:
         if method == "GET" and action == "calls":
             return 200, self.call_counts()
+        if method == "GET" and action == "peak-in-flight":
+            return 200, {"peak": self.peak_in_flight()}
         if method == "DELETE" and action.startswith("faults/"):
             closed = self.clear_fault(action[len("faults/"):])
             return (200 if closed else 404), {"closed": closed}
@@ -528,6 +566,7 @@ class SimulatorServer:
                                            payload.get("code"), payload.get("delay")),
             "clock": lambda: self._set_clock(payload),
             "quota": lambda: self.set_quota(int(payload["hourly"])),
+            "latency": lambda: self.set_latency(float(payload["seconds"])),
             "deny-api": lambda: self.deny_api(*_names(payload, "services")),
             "allow-api": lambda: self.allow_api(*_names(payload, "services")),
             "ratio-scale": lambda: self.set_ratio_scale(str(payload["ps_key"]),
