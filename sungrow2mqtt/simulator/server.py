@@ -74,11 +74,27 @@ Live behaviour (clients verified against live plants; the default):
 * SOC/SOH points (13141, 13142, 58604, 58605, 83252) are 0-1 fractions like live data;
   :meth:`SimulatorServer.set_ratio_scale` makes a device send them as 0-100 as some firmware does.
 
+Switches (constructor; ``simulate`` flag): ``encrypted`` (``--encrypted``), ``start_time``
+(``--start``), ``token_error`` (``--token-error``), ``burst_capacity`` (``--burst``),
+``replenish_rate`` (``--replenish-rate``), ``latency`` (``--latency``), ``hourly_quota``,
+``timestamp_tolerance``, ``fleet``, ``credentials``.
+
+Controls (method; ``/_sim/...`` endpoint with a JSON body): :meth:`~SimulatorServer.fail_next`
+(``POST fail``, modes in :mod:`~sungrow2mqtt.simulator.failures`), ``add_fault``/``clear_fault``
+(``POST faults``, ``DELETE faults/<id>``), ``expire_tokens`` (``POST expire-tokens``),
+``deny_api``/``allow_api`` (``POST deny-api``/``allow-api`` ``{"services": [...]}``),
+``set_ratio_scale`` (``POST ratio-scale``), ``set_quota`` (``POST quota``),
+``lock_account``/``unlock_account``, ``set_time``/``set_clock_offset`` (``POST clock``
+``{"time"}``/``{"offset"}``), ``set_latency`` (``POST latency``), ``call_counts``
+(``GET calls``), ``peak_in_flight`` (``GET peak-in-flight``), ``requests_log``, ``reset_counts``
+and ``reset`` (everything but faults and issued tokens).
+
 Layout: :mod:`~sungrow2mqtt.simulator.gateway` (apps, logins, tokens, quota, encryption, burst
 bucket), :mod:`~sungrow2mqtt.simulator.services` (the services, a registry by name),
 :mod:`~sungrow2mqtt.simulator.fleet` and :mod:`~sungrow2mqtt.simulator.values` (plants, devices,
-physics; their tables are files under ``data/``), :mod:`~sungrow2mqtt.simulator.clock`, and this
-module: HTTP, failure injection and the control API (methods and ``/_sim/...`` endpoints).
+physics; their tables are files under ``data/``), :mod:`~sungrow2mqtt.simulator.clock`,
+:mod:`~sungrow2mqtt.simulator.failures` (failures on demand), and this module: HTTP and the
+control API.
 
 Clocks: the data (readings, ``device_time``, history, faults), tokens, account locks and quota
 hours follow the *plant clock*, which ``start_time`` (constructor), :meth:`SimulatorServer.set_time`
@@ -102,6 +118,9 @@ from urllib.parse import urlsplit
 
 from sungrow2mqtt.isolarcloud.crypto import aes_encrypt_hex
 from sungrow2mqtt.simulator.clock import Instant, SimClock, parse_instant
+from sungrow2mqtt.simulator.failures import (
+    HTTP_MODES, Failure, FailureQueue, claim_endless, cut_names, has_names,
+)
 from sungrow2mqtt.simulator.fleet import Fleet
 from sungrow2mqtt.simulator.gateway import (
     DEFAULT_CREDENTIALS, Credentials, Gateway, RequestError, TokenBucket, error, success,
@@ -110,27 +129,26 @@ from sungrow2mqtt.simulator.services import SERVICES, World, compact
 
 logger = logging.getLogger(__name__)
 
-FAILURE_MODES = ("http500", "http503", "garbage", "timeout", "code", "ratelimit429")
+_PAD_CHUNK = 1 << 16
 _HTML_ERROR = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center>"
                "<hr><center>nginx</center></body></html>")
 
 
 @dataclass
-class _Failure:
-    mode: str
-    code: Optional[str]
-    delay: float
-
-
-@dataclass
 class _Answer:
-    """What goes back over HTTP; ``drop`` closes the connection without an answer."""
+    """What goes back over HTTP; ``drop`` closes the connection without an answer.
+
+    ``trickle``: seconds between the body's bytes; ``padding``: whitespace bytes after the body.
+    """
 
     status: int
     body: bytes = b""
     content_type: str = "application/json;charset=UTF-8"
     request_id: Optional[str] = None
     drop: bool = False
+    location: Optional[str] = None
+    trickle: float = 0.0
+    padding: int = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -220,6 +238,7 @@ class SimulatorServer:
         self._httpd: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self._connections: Set[socket.socket] = set()
+        self._failures = FailureQueue()
         self._in_flight = 0
         self.set_latency(latency)
         self._reset_state()
@@ -238,7 +257,7 @@ class SimulatorServer:
         with self._lock:
             self._counts: Dict[str, int] = {}
             self._log: Deque[Tuple[str, Dict[str, str], Dict[str, Any]]] = deque(maxlen=2000)
-            self._failures: Deque[_Failure] = deque()
+            self._failures.clear()
             self._peak_in_flight = 0
             self.clock.reset()
             self.gateway.reset()
@@ -317,16 +336,14 @@ class SimulatorServer:
         self.clock.set_offset(seconds)
 
     def fail_next(self, count: int, mode: str, code: Optional[str] = None,
-                  delay: Optional[float] = None) -> None:
-        """Make the next ``count`` Open API requests fail the way ``mode`` says."""
-        if mode not in FAILURE_MODES:
-            raise ValueError(f"mode must be one of {', '.join(FAILURE_MODES)}")
-        if mode == "code" and not code:
-            raise ValueError("mode 'code' needs a result code")
-        failure = _Failure(mode, str(code) if code else None,
-                           5.0 if delay is None else float(delay))
-        with self._lock:
-            self._failures.extend(failure for _ in range(int(count)))
+                  delay: Optional[float] = None, *, size: Optional[int] = None,
+                  location: Optional[str] = None, service: Optional[str] = None) -> None:
+        """Make the next ``count`` Open API calls (of ``service``, if given) fail as ``mode`` says.
+
+        See :mod:`sungrow2mqtt.simulator.failures` for the modes and what ``code``, ``delay``
+        (``timeout``, ``trickle``), ``size`` (``huge``) and ``location`` (``redirect``) mean.
+        """
+        self._failures.add(Failure.create(mode, code, delay, size, location, service), count)
 
     def expire_tokens(self) -> None:
         """Invalidate every issued token (the next call with one gets ``token_error``)."""
@@ -433,10 +450,17 @@ class SimulatorServer:
         limits = {"X-Ratelimit-Burst-Capacity": str(self._bucket.capacity),
                   "X-Ratelimit-Remaining": str(remaining),
                   "X-Ratelimit-Replenish-Rate": compact(self._bucket.rate)}
+        failure = None
+        if allowed and method == "POST" and path.startswith("/openapi/"):
+            failure = self._failures.take(endpoint, HTTP_MODES)
         answer = _Answer(429, content_type="text/plain") if not allowed else (
-            self._injected(method, path, headers))
+            self._failure_answer(failure, path, headers))
         if answer is None:
             answer = self._open_api(method, path, headers, raw)
+            if failure is not None and failure.mode == "trickle":
+                answer.trickle = failure.delay
+            elif failure is not None and failure.mode == "huge":
+                answer.padding = max(0, failure.size - len(answer.body))
         else:  # refused before the gateway looked at it: log what can be read of it
             with self._lock:
                 self._log.append((endpoint, headers, self._readable_body(headers, raw)))
@@ -451,28 +475,43 @@ class SimulatorServer:
         except RequestError:
             return {}
 
-    @staticmethod
-    def _write(handler: BaseHTTPRequestHandler, answer: _Answer, extra: Dict[str, str]) -> None:
+    def _write(self, handler: BaseHTTPRequestHandler, answer: _Answer,
+               extra: Dict[str, str]) -> None:
         if answer.drop:
             handler.close_connection = True
             return
         handler.send_response(answer.status)
         handler.send_header("Content-Type", answer.content_type)
-        handler.send_header("Content-Length", str(len(answer.body)))
+        handler.send_header("Content-Length", str(len(answer.body) + answer.padding))
         if answer.request_id:
             handler.send_header("X-Log-Requestid", answer.request_id)
+        if answer.location:
+            handler.send_header("Location", answer.location)
         for name, value in extra.items():
             handler.send_header(name, value)
         handler.end_headers()
+        if answer.trickle:
+            self._trickle(handler, answer.body, answer.trickle)
+            return
         handler.wfile.write(answer.body)
+        for start in range(0, answer.padding, _PAD_CHUNK):
+            handler.wfile.write(b" " * min(_PAD_CHUNK, answer.padding - start))
 
-    def _injected(self, method: str, path: str, headers: Dict[str, str]) -> Optional[_Answer]:
-        if not (method == "POST" and path.startswith("/openapi/")):
+    def _trickle(self, handler: BaseHTTPRequestHandler, body: bytes, delay: float) -> None:
+        """One byte every ``delay`` seconds, until done, the client leaves or the server stops."""
+        for index in range(len(body)):
+            if index and self._stopping.wait(delay):
+                handler.close_connection = True
+                return
+            handler.wfile.write(body[index:index + 1])
+            handler.wfile.flush()
+
+    def _failure_answer(self, failure: Optional[Failure], path: str,
+                        headers: Dict[str, str]) -> Optional[_Answer]:
+        """The answer that replaces the real one, or None (no failure, or one that disturbs
+        the real answer: trickle, huge)."""
+        if failure is None or failure.mode in ("trickle", "huge"):
             return None
-        with self._lock:
-            if not self._failures:
-                return None
-            failure = self._failures.popleft()
         logger.debug("injecting failure %s into %s", failure.mode, path)
         if failure.mode in ("http500", "http503"):
             title = ("500 Internal Server Error" if failure.mode == "http500"
@@ -487,11 +526,17 @@ class SimulatorServer:
             return _Answer(0, drop=True)
         if failure.mode == "ratelimit429":
             return _Answer(429, content_type="text/plain")
+        if failure.mode == "redirect":
+            return _Answer(int(failure.code or "307"), content_type="text/html",
+                           location=failure.location + path)
         return self._envelope_answer(error(failure.code or "-1"), self.gateway.answer_key(headers))
 
     @staticmethod
-    def _envelope_answer(envelope: Dict[str, Any], key: Optional[str]) -> _Answer:
-        text = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
+    def _envelope_answer(envelope: Dict[str, Any], key: Optional[str],
+                         ascii_only: bool = False) -> _Answer:
+        """The envelope as the gateway writes it; ``ascii_only`` escapes what is not ASCII
+        (``\\ud83c``), so a lone surrogate goes out as the gateway would send it."""
+        text = json.dumps(envelope, ensure_ascii=ascii_only, separators=(",", ":"))
         if key is not None:
             text = aes_encrypt_hex(text, key)
         return _Answer(200, text.encode("utf-8"), request_id=envelope["req_serial_num"])
@@ -508,6 +553,7 @@ class SimulatorServer:
         key = gateway.answer_key(headers)
         service = path[len("/openapi/"):].strip("/") if path.startswith("/openapi/") else ""
         body: Dict[str, Any] = {}
+        cut = False
         try:
             handler = SERVICES.get(service)
             if handler is None:
@@ -515,11 +561,18 @@ class SimulatorServer:
             access_key = gateway.access_key(headers)
             body = gateway.decode(headers, raw)
             call = gateway.authenticate(service, headers, body, access_key)
+            endless = (self._failures.take(service, ("endless_pages",)) if "curPage" in body
+                       else None)
+            if endless is not None:
+                call.body = {**body, "curPage": 1}
             result = handler(self.world, call)
             message = "success"
             if isinstance(result, tuple):
                 result, message = result
-            envelope = success(result, message)
+            if endless is not None:
+                claim_endless(result)
+            cut = has_names(result) and self._failures.take(service, ("surrogate",)) is not None
+            envelope = success(cut_names(result) if cut else result, message)
         except RequestError as reject:
             envelope = error(reject.code)
         finally:
@@ -527,7 +580,7 @@ class SimulatorServer:
                 self._log.append((service or path, headers, body))
         if envelope["result_code"] != "1":
             logger.debug("%s -> %s", service or path, envelope["result_code"])
-        return self._envelope_answer(envelope, key)
+        return self._envelope_answer(envelope, key, ascii_only=cut)
 
     # -- HTTP control surface ----------------------------------------------------------------
     def _control(self, method: str, path: str, raw: bytes) -> Tuple[int, Any]:
@@ -562,8 +615,10 @@ class SimulatorServer:
             "expire-tokens": self.expire_tokens,
             "lock-account": self.lock_account,
             "unlock-account": self.unlock_account,
-            "fail": lambda: self.fail_next(int(payload.get("count", 1)), str(payload["mode"]),
-                                           payload.get("code"), payload.get("delay")),
+            "fail": lambda: self.fail_next(
+                int(payload.get("count", 1)), str(payload["mode"]), payload.get("code"),
+                payload.get("delay"), size=payload.get("size"), location=payload.get("location"),
+                service=payload.get("service")),
             "clock": lambda: self._set_clock(payload),
             "quota": lambda: self.set_quota(int(payload["hourly"])),
             "latency": lambda: self.set_latency(float(payload["seconds"])),
