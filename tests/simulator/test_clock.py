@@ -12,10 +12,9 @@ import pytest
 import requests
 
 from conftest import at_any_hour, free_port, make_client, wait_for_port
+from sim_http import ESS, GMT1, SG5
 from sungrow2mqtt.simulator import SimulatorServer
 
-ESS, SG5 = "1563218_14_1_1", "1587093_1_1_1"
-GMT1 = dt.timezone(dt.timedelta(hours=1))
 NOON = dt.datetime(2026, 6, 17, 12, 0, tzinfo=GMT1)
 
 
