@@ -26,7 +26,7 @@ from sungrow2mqtt.catalog.ha import (
     NON_NUMERIC_DEVICE_CLASSES,
     STATE_CLASSES,
 )
-from sungrow2mqtt.catalog.spec import PointSpec
+from sungrow2mqtt.catalog.spec import OPTIONAL, PointSpec
 from sungrow2mqtt.errors import CatalogError
 
 __all__ = ["Catalog", "load_catalog"]
@@ -114,10 +114,10 @@ def _scale(value: object) -> object:
     return float(value)
 
 
-def _bool(value: object) -> object:
-    """Checker for true/false."""
-    if not isinstance(value, bool):
-        raise _FieldError(f"expected true or false, got {_describe(value)}")
+def _tier(value: object) -> object:
+    """Checker for ``enabled``: true, false or optional (polled, announced disabled in HA)."""
+    if not isinstance(value, bool) and value != OPTIONAL:
+        raise _FieldError(f"expected true, false or {OPTIONAL}, got {_describe(value)}")
     return value
 
 
@@ -171,7 +171,7 @@ _FIELDS: Dict[str, Callable[[object], object]] = {
     "state_class": _optional(_one_of(STATE_CLASSES, "state_class")),
     "icon": _optional(_icon),
     "precision": _optional(_int(0)),
-    "enabled": _bool,
+    "enabled": _tier,
     "category": _optional(_one_of(ENTITY_CATEGORIES, "category")),
     "options": _optional(_options),
     "source": _text,
@@ -580,8 +580,8 @@ class Catalog:
         return list(self._points.get(device_type, []))
 
     def enabled(self, device_type: int) -> List[PointSpec]:
-        """The entries announced to HA and polled by default."""
-        return [spec for spec in self._points.get(device_type, []) if spec.enabled]
+        """The entries polled and announced to HA (enabled there or not: see PointSpec.enabled)."""
+        return [spec for spec in self._points.get(device_type, []) if spec.polled]
 
     def get(self, device_type: int, point_id: int) -> Optional[PointSpec]:
         """The entry of one point, or None when the catalog does not know it."""

@@ -121,6 +121,7 @@ from sungrow2mqtt.simulator.clock import Instant, SimClock, parse_instant
 from sungrow2mqtt.simulator.failures import (
     HTTP_MODES, Failure, FailureQueue, claim_endless, cut_names, has_names,
 )
+from sungrow2mqtt.simulator.control import ControlSimulator
 from sungrow2mqtt.simulator.fleet import Fleet
 from sungrow2mqtt.simulator.gateway import (
     DEFAULT_CREDENTIALS, Credentials, Gateway, RequestError, TokenBucket, error, success,
@@ -231,7 +232,8 @@ class SimulatorServer:
         self.gateway = Gateway(credentials, self.clock, encrypted=encrypted,
                                hourly_quota=hourly_quota, timestamp_tolerance=timestamp_tolerance,
                                token_error=token_error)
-        self.world = World(self.fleet, self.gateway)
+        self.control = ControlSimulator(self.fleet, reject=RequestError)
+        self.world = World(self.fleet, self.gateway, self.control)
         self._bucket = TokenBucket(burst_capacity, replenish_rate)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -262,6 +264,7 @@ class SimulatorServer:
             self.clock.reset()
             self.gateway.reset()
             self.fleet.percent_ratios.clear()
+            self.control.reset()
             self.world.extras.clear()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -413,7 +416,7 @@ class SimulatorServer:
 
     def reset(self) -> None:
         """Back to a fresh state: counts, log, failures, clock, locks, quota use, nonces, denied
-        APIs, ratio scales (faults and issued tokens stay)."""
+        APIs, ratio scales, device parameters and tasks (faults and issued tokens stay)."""
         self._reset_state()
 
     @property

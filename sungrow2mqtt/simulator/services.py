@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from sungrow2mqtt.simulator.control import ControlSimulator
 from sungrow2mqtt.simulator.fleet import DEVICE_TYPE_NAMES, Device, Fault, Fleet, Period, Plant
 from sungrow2mqtt.simulator.gateway import ORG_ID, Call, Gateway, RequestError, present
 from sungrow2mqtt.simulator.values import (
@@ -35,6 +36,7 @@ class World:
 
     fleet: Fleet
     gateway: Gateway
+    control: ControlSimulator                              # device parameters and their tasks
     extras: Dict[str, Any] = field(default_factory=dict)  # state of services added elsewhere
 
 
@@ -632,3 +634,22 @@ def _fault_time(value: Any) -> Optional[dt.datetime]:
         return None
     digits = re.sub(r"\D", "", str(value))
     return _parse_time(digits, "%Y%m%d%H%M", 12)
+
+
+# -- parameter setting (control-api.md; the state is World.control) ----------------------------
+@service("paramSettingCheck")
+def param_setting_check(world: World, call: Call) -> Dict[str, Any]:
+    """Whether a device's parameters may be set or read."""
+    return world.control.param_setting_check(call)
+
+
+@service("paramSetting")
+def param_setting(world: World, call: Call) -> Dict[str, Any]:
+    """Start a write or read-back task."""
+    return world.control.param_setting(call)
+
+
+@service("getParamSettingTask")
+def get_param_setting_task(world: World, call: Call) -> Dict[str, Any]:
+    """A task's state."""
+    return world.control.get_param_setting_task(call)

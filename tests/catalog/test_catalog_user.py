@@ -150,7 +150,7 @@ def test_missing_id(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field, value, message", [
     ("scale", '"x"', "field 'scale': expected a number, got 'x'"),
-    ("enabled", '"yes"', "field 'enabled': expected true or false, got 'yes'"),
+    ("enabled", '"yes"', "field 'enabled': expected true, false or optional, got 'yes'"),
     ("precision", "-1", "field 'precision': expected an integer >= 0, got -1"),
     ("icon", "battery", "field 'icon': expected 'mdi:<name>', got 'battery'"),
     ("name", "[a, b]", "field 'name': expected a text, got a list"),
