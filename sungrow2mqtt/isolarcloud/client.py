@@ -131,7 +131,8 @@ class IsolarCloudClient:
             reason = LOGIN_STATES.get(state, f"login refused (login_state {state or 'missing'})")
             remain = data.get("remain_times")
             if state == "0" and remain not in (None, ""):
-                reason += f", {remain} attempts left before the account is locked"
+                plural = "" if str(remain) == "1" else "s"
+                reason += f", {remain} attempt{plural} left before the account is locked"
             raise LoginError(f"login: {reason}", login_state=state, endpoint="login",
                              req_serial_num=response.req_serial_num)
         register(str(token))

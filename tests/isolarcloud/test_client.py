@@ -246,6 +246,18 @@ def test_locked_account(simulator):
         make_client(simulator).login()
 
 
+def test_attempts_left_before_the_lock_are_counted_in_words(simulator):
+    bad = Credentials(DEFAULT_CREDENTIALS.appkey, DEFAULT_CREDENTIALS.access_key,
+                      DEFAULT_CREDENTIALS.username, "wrong-password")
+    messages = []
+    for _ in range(4):
+        with pytest.raises(errors.LoginError) as info:
+            make_client(simulator, credentials=bad).login()
+        messages.append(str(info.value))
+    assert ", 4 attempts left before the account is locked" in messages[0]
+    assert ", 1 attempt left before the account is locked" in messages[3]
+
+
 @pytest.mark.parametrize("field,code", [("appkey", "E00000"), ("access_key", "E912")])
 def test_wrong_keys_are_auth_errors(simulator, field, code):
     values = DEFAULT_CREDENTIALS.__dict__.copy()
