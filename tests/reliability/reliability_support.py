@@ -23,7 +23,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge_harness import MovableClock
-from conftest import Broker, free_port, mosquitto_binary, wait_for_port
+from conftest import SIM_START, Broker, free_port, mosquitto_binary, wait_for_port
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.config import parse_config
 from sungrow2mqtt.service import Service
@@ -53,6 +53,7 @@ def fast_simulator(**kwargs: Any) -> SimulatorServer:
     """A simulator whose gateway bucket does not pace a test's many quick cycles."""
     kwargs.setdefault("burst_capacity", 500)
     kwargs.setdefault("replenish_rate", 500)
+    kwargs.setdefault("start_time", SIM_START)
     return SimulatorServer(**kwargs)
 
 
