@@ -69,7 +69,7 @@ class Service:
         self.jobs = CloudJobs(self.client, self.catalog, self.fleet, clock,
                               plants=config.plants)
         polling = config.polling
-        jobs = [Job("devices", polling.devices, self.jobs.refresh_devices),
+        jobs = [Job("devices", polling.devices, self.jobs.refresh_devices, discovery=True),
                 Job("realtime", polling.realtime, self.jobs.poll_realtime),
                 Job("faults", polling.faults, self.jobs.poll_faults)]
         self.poller = Poller(self.fleet, jobs, clock, api_calls=api_calls, polling=polling)

@@ -14,10 +14,12 @@ from sungrow2mqtt.catalog import Catalog
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.fleet import (
     FleetState,
+    FleetUnknown,
     faults_by_device,
     map_realtime_row,
     quota_summary,
 )
+from sungrow2mqtt.errors import Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient, RealtimeResult
 from sungrow2mqtt.isolarcloud.errors import ApiError
 from sungrow2mqtt.model import (
@@ -29,6 +31,10 @@ from sungrow2mqtt.model import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class NoPlants(Sungrow2MqttError):
+    """Device discovery found no plant: the bridge keeps the devices it knew and tries again."""
 
 
 class CloudJobs:
@@ -43,8 +49,15 @@ class CloudJobs:
         self._plants = set(plants)
 
     def refresh_devices(self) -> int:
-        """Discover plants and devices: 2 paged calls for the whole account (+1 quota call)."""
+        """Discover plants and devices: 2 paged calls for the whole account (+1 quota call).
+
+        Finding no plant is a failure (NoPlants), not an empty fleet: a cloud that answers with
+        an empty list for a while must not remove every device.
+        """
         plants = self._plants_of_account()
+        if not plants:
+            raise NoPlants("device discovery found no plant" + (
+                " of those configured (plants)" if self._plants else " in the account"))
         devices: Dict[str, Device] = {p.ps_key: p for p in plants.values()}
         for row in self._client.get_device_list_by_user():
             plant = plants.get(as_int(row.get("ps_id")))
@@ -93,7 +106,7 @@ class CloudJobs:
 
         A poll of every device ends the wait for values: entities still without one are stale.
         """
-        devices = self._fleet.devices(ps_ids)
+        devices = self._known_devices(ps_ids)
         updated = 0
         for group, result in self._realtime_answers(devices):
             polled_at = self._clock.wall()
@@ -127,12 +140,19 @@ class CloudJobs:
 
     def poll_faults(self) -> int:
         """Open faults and alarms of all plants in one paged call; returns how many are open."""
+        devices: Dict[str, Device] = {d.ps_key: d for d in self._known_devices()}
         rows = self._client.get_fault_alarm_info()
-        devices: Dict[str, Device] = {d.ps_key: d for d in self._fleet.devices()}
         found = faults_by_device(rows, devices)
         for ps_key, items in found.items():
             self._fleet.set_faults(devices[ps_key], items)
         return sum(len(items) for items in found.values())
+
+    def _known_devices(self, ps_ids: Optional[Set[int]] = None) -> List[Device]:
+        """The devices to poll; FleetUnknown before discovery has found any."""
+        devices = self._fleet.devices(ps_ids)
+        if not devices:
+            raise FleetUnknown("no devices known yet: device discovery has not succeeded")
+        return devices
 
     def fetch_quota(self) -> Dict[str, Any]:
         """The call quota now (1 call); the hour's row is picked by the bridge's clock."""

@@ -3,26 +3,31 @@
 Jobs run on monotonic deadlines, so no change of the wall clock (summer time ending, an NTP step)
 stalls or hurries a poll.  Each episode of cloud trouble is logged once, whichever job meets it; a
 rate limit or a refused login pauses every cloud call for as long as the cloud says, measured on
-the monotonic clock too.  A job never raises: its outcome goes into the fleet state.
+the monotonic clock too.  A job never raises: its outcome goes into the fleet state.  Until the
+device discovery job has found the fleet, it is retried within seconds (growing, capped), not
+after its hour: a bridge that starts while the internet is not up yet publishes soon after it is.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
 from sungrow2mqtt.clock import Clock, iso
-from sungrow2mqtt.components.fleet import FleetState, PollOutcome
+from sungrow2mqtt.components.fleet import FleetState, FleetUnknown, PollOutcome
 from sungrow2mqtt.config import PollingConfig
 from sungrow2mqtt.errors import Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.errors import ApiError, LoginError, RateLimitError
+from sungrow2mqtt.model import publishable
 from sungrow2mqtt.quota import calls_per_hour, fastest_safe_interval
 
 log = logging.getLogger(__name__)
 
 LOGIN_PAUSE = 3600.0   # seconds: a refused login is not retried sooner, accounts get locked
 QUOTA_MARGIN = 0.8     # share of the hourly quota polling may use
+DISCOVERY_RETRY = 5.0          # seconds: the first retry of a device discovery that found nothing
+DISCOVERY_RETRY_CAP = 300.0    # ... doubling up to this (or the job's interval, if shorter)
 T = TypeVar("T")
 
 
@@ -32,11 +37,16 @@ class CloudPaused(Sungrow2MqttError):
 
 @dataclass(frozen=True)
 class Job:
-    """One kind of periodic cloud work (``kind`` names it in ``bridge/info``)."""
+    """One kind of periodic cloud work (``kind`` names it in ``bridge/info``).
+
+    ``discovery``: the job that finds the fleet; while no device is known, its failure is retried
+    within seconds, and jobs that had nothing to poll run as soon as it succeeds.
+    """
 
     kind: str
     interval: float
     work: Callable[[], Any]
+    discovery: bool = False
 
 
 class Poller:
@@ -54,7 +64,10 @@ class Poller:
         self._trouble: Optional[str] = None           # the current episode's kind of failure
         self._trouble_count = 0
         self._pause_end: Optional[float] = None       # monotonic
-        self.last_cloud_poll = float("-inf")          # monotonic end of the last job's calls
+        self._pause_reason = ""
+        self._retry: Optional[float] = None           # seconds until discovery is tried again
+        self._waiting: Set[str] = set()               # jobs that found no device to poll
+        self.last_cloud_poll = float("-inf")          # monotonic end of the last cloud work
 
     def start(self) -> None:
         """Every job is due now: the first cycle runs at once."""
@@ -68,21 +81,39 @@ class Poller:
     def run_due(self) -> None:
         """Run every job whose deadline has come, in the order the jobs were given.
 
-        The first time every job ran, the quota fit is checked.
+        The next deadline is set before a job runs, so a job that fails in a way nobody foresaw
+        is not run again at once.  The first time every job ran, the quota fit is checked.
         """
         ran = 0
         for kind, job in self._jobs.items():
             due = self._due.get(kind)
-            if due is None or self._clock.monotonic() < due:
+            now = self._clock.monotonic()
+            if due is None or now < due:
                 continue
-            self.run(kind)
+            # skip the beats missed by an overrun
+            self._due[kind] = due + job.interval if due + job.interval > now else (
+                now + job.interval)
+            outcome = self._run(kind)[1]
+            if job.discovery:
+                self._discovered(kind, job, outcome is not None and outcome.ok is True)
             ran += 1
-            self._due[kind] = due + job.interval
-            if self._due[kind] <= self._clock.monotonic():   # overran: skip the missed beats
-                self._due[kind] = self._clock.monotonic() + job.interval
         if ran == len(self._jobs) and not self._fit_checked:
             self._fit_checked = True
             self.check_quota_fit()
+
+    def _discovered(self, kind: str, job: Job, ok: bool) -> None:
+        """After a discovery run: retry soon while the fleet is unknown, or wake the waiting."""
+        if self._fleet.devices():
+            self._retry = None
+            now = self._clock.monotonic()
+            for waiting in self._waiting:
+                if waiting in self._due:
+                    self._due[waiting] = now
+            self._waiting.clear()
+        elif not ok:
+            cap = min(DISCOVERY_RETRY_CAP, job.interval)
+            self._retry = DISCOVERY_RETRY if self._retry is None else min(cap, 2 * self._retry)
+            self._due[kind] = self._clock.monotonic() + self._retry
 
     def seconds_until_due(self) -> float:
         """How long the worker may wait before the next job (infinite when stopped)."""
@@ -98,68 +129,107 @@ class Poller:
         self.check_quota_fit()
 
     def run(self, kind: str, work: Optional[Callable[[], Any]] = None) -> Any:
-        """Run one job now (``work`` instead of the job's own); its result, None when it failed."""
+        """Run one job now (``work`` instead of the job's own); its result, None when it failed
+        or was skipped because cloud calls are paused."""
+        return self._run(kind, work)[0]
+
+    def attempt(self, kind: str, work: Optional[Callable[[], Any]] = None) -> PollOutcome:
+        """Run one job now for a request: the outcome of this very run; CloudPaused while cloud
+        calls are paused (the job is not run, and no earlier outcome passes for this one)."""
+        self._refuse_if_paused()
+        outcome = self._run(kind, work)[1]
+        assert outcome is not None
+        return outcome
+
+    def _run(self, kind: str, work: Optional[Callable[[], Any]] = None
+             ) -> Tuple[Any, Optional[PollOutcome]]:
+        """(result, outcome) of one run of a job; (None, None) when skipped while paused."""
         if self.paused_until() is not None:
-            log.debug("Skipping %s poll: cloud paused until %s", kind, iso(self.paused_until()))
+            log.debug("Skipping %s poll: %s", kind, self._paused_text())
             self._fleet.heartbeat()
-            return None
+            return None, None
         before, started = self._api_calls(), self._clock.monotonic()
         result, error = None, None
         try:
             result = (work or self._jobs[kind].work)()
-        except ApiError as exc:
-            self._cloud_trouble(exc)
+        except FleetUnknown as exc:          # nothing to poll yet: no cloud trouble, no recovery
+            self._waiting.add(kind)
             error = str(exc)
+            log.debug("Not polling %s: %s", kind, exc)
+        except Sungrow2MqttError as exc:     # the cloud's errors and ours about its answers
+            self._cloud_trouble(exc)
+            error = publishable(str(exc))
         except Exception as exc:  # an answer we did not expect must not stop the schedule
             self._cloud_trouble(exc)
-            error = f"unexpected {type(exc).__name__}: {exc}"
+            error = publishable(f"unexpected {type(exc).__name__}: {exc}")
         else:
             self._cloud_recovered()
         self.last_cloud_poll = self._clock.monotonic()
-        self._fleet.record_outcome(kind, PollOutcome(
-            time=self._clock.wall(), ok=error is None, error=error,
-            api_calls=self._api_calls() - before, duration_s=self.last_cloud_poll - started))
-        return result
+        outcome = PollOutcome(time=self._clock.wall(), ok=error is None, error=error,
+                              api_calls=self._api_calls() - before,
+                              duration_s=self.last_cloud_poll - started)
+        self._fleet.record_outcome(kind, outcome)
+        return result, outcome
 
     def call(self, work: Callable[[], T]) -> T:
         """Cloud work of a request: refused while paused, its trouble counted like a poll's."""
-        until = self.paused_until()
-        if until is not None:
-            raise CloudPaused(f"cloud calls paused until {iso(until)} "
-                              f"({self._trouble or 'rate limit'})")
+        self._refuse_if_paused()
         try:
             return work()
         except ApiError as exc:
             self._cloud_trouble(exc)
             raise
+        finally:
+            self.last_cloud_poll = self._clock.monotonic()
+
+    def _refuse_if_paused(self) -> None:
+        if self.paused_until() is not None:
+            raise CloudPaused(self._paused_text())
+
+    def _paused_text(self) -> str:
+        return f"cloud calls paused until {iso(self.paused_until())}: {self._pause_reason}"
 
     def paused_until(self) -> Optional[dt.datetime]:
-        """When cloud calls may start again (wall clock, for people), or None when they may now."""
+        """When cloud calls may start again (wall clock, for people), or None when they may now.
+
+        A pause that has run out is forgotten here, so nothing shows a pause in the past.
+        """
         if self._pause_end is None:
             return None
         remaining = self._pause_end - self._clock.monotonic()
-        return self._clock.wall() + dt.timedelta(seconds=remaining) if remaining > 0 else None
+        if remaining <= 0:
+            self._pause_end = None
+            self._fleet.set_pause(None)
+            return None
+        return self._clock.wall() + dt.timedelta(seconds=remaining)
 
-    def _pause(self, seconds: float) -> None:
+    def _pause(self, seconds: float, reason: str) -> None:
+        """Pause cloud calls; a pause that would already be over (a limit lifting as it is
+        reported) is none."""
+        if seconds <= 0:
+            return
         self._pause_end = self._clock.monotonic() + seconds
+        self._pause_reason = publishable(reason)
         self._fleet.set_pause(self._clock.wall() + dt.timedelta(seconds=seconds))
 
     def _cloud_trouble(self, exc: Exception) -> None:
         # one episode per kind of failure, whichever endpoint happens to meet it
         kind = f"{type(exc).__name__}:{getattr(exc, 'result_code', None) or ''}"
         if isinstance(exc, RateLimitError):
-            self._pause(exc.retry_after())    # retry_at is on the real clock the error was made by
-        elif isinstance(exc, LoginError):
-            self._pause(LOGIN_PAUSE)
+            # retry_at is on the real clock the error was made by
+            self._pause(exc.retry_after(), f"rate limited ({exc})")
+        elif isinstance(exc, LoginError):  # a locked account too: never called a rate limit
+            self._pause(LOGIN_PAUSE, f"login refused ({exc})")
         self._trouble_count += 1
         if kind != self._trouble:
             self._trouble = kind
             until = self.paused_until()
             pause = (f"; pausing cloud calls until {iso(until)}" if until
                      else "; will retry at the next poll")
-            log.error("Cloud trouble: %s%s", exc, pause, exc_info=not isinstance(exc, ApiError))
+            log.error("Cloud trouble: %s%s", publishable(str(exc)), pause,
+                      exc_info=not isinstance(exc, Sungrow2MqttError))
         else:
-            log.debug("Cloud trouble continues: %s", exc)
+            log.debug("Cloud trouble continues: %s", publishable(str(exc)))
 
     def _cloud_recovered(self) -> None:
         if self._trouble:

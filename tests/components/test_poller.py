@@ -11,7 +11,7 @@ import pytest
 
 from component_support import POLLING, FakeClock
 from sungrow2mqtt.clock import utc_now
-from sungrow2mqtt.components.fleet import FleetState
+from sungrow2mqtt.components.fleet import FleetListener, FleetState
 from sungrow2mqtt.components.poller import CloudPaused, Job, Poller
 from sungrow2mqtt.isolarcloud.errors import LoginError, RateLimitError, ServerError
 
@@ -147,3 +147,24 @@ def test_a_refused_login_pauses_an_hour_and_an_unexpected_answer_is_trouble_too(
     assert poller.run("faults") is None
     outcome = fleet.snapshot().outcomes["faults"]
     assert not outcome.ok and outcome.error == "unexpected KeyError: 'pageList'"
+
+
+def test_a_job_whose_outcome_cannot_be_published_is_not_run_again_at_once(caplog):
+    clock = FakeClock(dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc))
+    poller, fleet, recorder = make_poller(clock)
+
+    class Broken(FleetListener):
+        def on_info(self) -> None:
+            raise UnicodeEncodeError("utf-8", "Sunny roof \ud83c", 11, 12,
+                                     "surrogates not allowed")
+    heard = []
+
+    class Following(FleetListener):
+        def on_info(self) -> None:
+            heard.append(1)
+    fleet.listen(Broken())
+    fleet.listen(Following())
+    run_for(poller, clock, 120)
+    assert [len(recorder.runs[k]) for k in INTERVALS] == [1, 2, 1]
+    assert fleet.snapshot().outcomes["devices"].ok and len(heard) == 4
+    assert "Broken failed" in caplog.text
