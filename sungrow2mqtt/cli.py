@@ -73,7 +73,11 @@ def describe_error(exc: BaseException) -> str:
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
     """Log in and list plants, devices and the call quota."""
     from sungrow2mqtt.catalog import load_catalog
+    from sungrow2mqtt.model import as_int, publishable
     from sungrow2mqtt.service import make_client
+
+    def text(value: Any) -> str:          # the cloud's text, printable whatever it holds
+        return str(publishable(str(value)))
 
     catalog = load_catalog(config.points.catalog)
     client = make_client(config.isolarcloud, max_retries=1)
@@ -86,18 +90,19 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         devices = client.get_device_list_by_user()
         print(f"\nPlants ({len(plants)}):")
         for plant in plants:
-            print(f"  {plant.get('ps_id')}  {plant.get('ps_name')}  "
-                  f"(time zone {plant.get('ps_current_time_zone') or '?'})")
+            print(f"  {text(plant.get('ps_id'))}  {text(plant.get('ps_name'))}  "
+                  f"(time zone {text(plant.get('ps_current_time_zone') or '?')})")
             for device in devices:
                 if str(device.get("ps_id")) != str(plant.get("ps_id")):
                     continue
-                type_name = catalog.device_type_name(int(device.get("device_type") or 0))
-                print(f"      {type_name:<28} {str(device.get('device_model_code') or '-'):<12} "
-                      f"SN {str(device.get('device_sn') or '-'):<14} ps_key {device.get('ps_key')}")
+                type_name = catalog.device_type_name(as_int(device.get("device_type")))
+                print(f"      {type_name:<28} {text(device.get('device_model_code') or '-'):<12} "
+                      f"SN {text(device.get('device_sn') or '-'):<14} "
+                      f"ps_key {text(device.get('ps_key'))}")
         quota = client.get_open_api_call_info()
-        print(f"\nCall quota: {quota.get('today_accessed_times', '?')} calls today of "
-              f"{quota.get('per_day_access_times_config', '?')} per day; "
-              f"{quota.get('curr_hour_accessed_times', '?')} this hour")
+        print(f"\nCall quota: {text(quota.get('today_accessed_times', '?'))} calls today of "
+              f"{text(quota.get('per_day_access_times_config', '?'))} per day; "
+              f"{text(quota.get('curr_hour_accessed_times', '?'))} this hour")
         print(f"API calls made by this check: {client.transport.stats.total}")
     finally:
         client.close()
@@ -394,3 +399,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             log.exception("Failed")
         fail(describe_error(exc))
         return EXIT_CONFIG if isinstance(exc, (ConfigError, CatalogError)) else EXIT_FAILURE
+    except Exception as exc:   # an answer nobody foresaw: one line still, the traceback with -v
+        if args.verbose:
+            log.exception("Failed")
+        fail(f"unexpected {type(exc).__name__}: {str(exc)[:200]} (-v shows where)")
+        return EXIT_FAILURE

@@ -13,7 +13,7 @@ from sungrow2mqtt.isolarcloud.client import (
     MAX_MINUTE_WINDOW,
     IsolarCloudClient,
 )
-from sungrow2mqtt.model import Device
+from sungrow2mqtt.model import Device, publishable
 
 _MINUTE_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                    "%Y%m%d%H%M%S", "%Y%m%d%H%M")
@@ -50,7 +50,7 @@ def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
         end = _parse(params["end"], _MINUTE_FORMATS, "end")
         result = client.get_device_point_minute_data_list(
             [device.ps_key], points, start, end, int(params.get("minute_interval") or 5))
-        rows = result.data.get(device.ps_key) or []
+        rows = _rows(result.data.get(device.ps_key))
         raw = {p: [(r.get("time_stamp"), r.get(f"p{p}")) for r in rows if f"p{p}" in r]
                for p in points}
     else:
@@ -60,8 +60,9 @@ def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
         data_type = HISTORY_QUERY_TYPES[query_type][2]
         result = client.get_device_points_day_month_year_data_list(
             [device.ps_key], points, start_text, end_text, query_type)
-        by_point = result.data.get(device.ps_key) or {}
-        raw = {p: [(r.get("time_stamp"), r.get(data_type)) for r in by_point.get(f"p{p}") or []]
+        by_point = result.data.get(device.ps_key)
+        by_point = by_point if isinstance(by_point, dict) else {}
+        raw = {p: [(r.get("time_stamp"), r.get(data_type)) for r in _rows(by_point.get(f"p{p}"))]
                for p in points}
     series: Dict[str, List[Dict[str, Any]]] = {}
     described: Dict[str, Dict[str, Any]] = {}
@@ -76,8 +77,13 @@ def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
             "series": series}
 
 
+def _rows(series: Any) -> List[Dict[str, Any]]:
+    """The samples of a series; whatever else the cloud sent in its place is no sample."""
+    return [row for row in series if isinstance(row, dict)] if isinstance(series, list) else []
+
+
 def _time(stamp: Any, interval: str, device: Device) -> Optional[str]:
-    text = str(stamp or "")
+    text = publishable(str(stamp or ""))
     try:
         if interval == "minute":
             return dt.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=device.tz).isoformat()
@@ -89,7 +95,7 @@ def _time(stamp: Any, interval: str, device: Device) -> Optional[str]:
 
 def _value(spec: Any, raw: Any) -> Any:
     if spec is not None:
-        return spec.convert(raw)
+        return publishable(spec.convert(raw))
     try:
         return float(raw)
     except (TypeError, ValueError):

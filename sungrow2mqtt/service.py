@@ -17,11 +17,12 @@ from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.announcer import Announcer
 from sungrow2mqtt.components.bridge_requests import bridge_requests
+from sungrow2mqtt.components.cloud_requests import CloudRequests
 from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.jobs import CloudJobs
 from sungrow2mqtt.components.poller import Job, Poller
 from sungrow2mqtt.components.publisher import Publisher
-from sungrow2mqtt.components.refresh import RefreshCoalescer
+from sungrow2mqtt.components.refresh import Refresh
 from sungrow2mqtt.components.request_api import RequestApi
 from sungrow2mqtt.config import Config, IsolarCloudConfig
 from sungrow2mqtt.discovery import Topics
@@ -80,12 +81,13 @@ class Service:
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
         self.fleet.listen(self.publisher)     # its first state arrives
         self.requests = RequestApi(self.mqtt, topics)
-        self.refresh = RefreshCoalescer(self.fleet, self.poller, self.jobs.poll_realtime,
-                                        self.requests, clock,
-                                        spacing=polling.min_refresh_spacing)
+        self.cloud_requests = CloudRequests(self.poller, self.requests, clock,
+                                            spacing=polling.min_refresh_spacing)
+        self.refresh = Refresh(self.fleet, self.poller, self.jobs.poll_realtime,
+                               self.cloud_requests, clock)
         for name, spec in bridge_requests(self.fleet, self.poller, self.jobs, self.publisher,
-                                          self.refresh, self.client, self.catalog,
-                                          topics).items():
+                                          self.refresh, self.cloud_requests, self.client,
+                                          self.catalog, topics).items():
             self.requests.register(name, spec)
         self.mqtt.on_connected.append(self.republish)
         self.worker: Optional[threading.Thread] = None
@@ -120,9 +122,9 @@ class Service:
         while not self.stop_event.is_set():
             try:
                 self.poller.run_due()
-                self.refresh.run_due()
+                self.cloud_requests.run_due()
                 wait = min(MAX_IDLE, self.poller.seconds_until_due(),
-                           self.refresh.seconds_until_due())
+                           self.cloud_requests.seconds_until_due())
                 self.requests.handle_next(timeout=max(0.05, wait))
             except Exception:   # the one broad catch: keep the service alive, say what happened
                 log.exception("Unexpected error in the polling loop; continuing")

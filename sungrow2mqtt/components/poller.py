@@ -136,7 +136,7 @@ class Poller:
     def attempt(self, kind: str, work: Optional[Callable[[], Any]] = None) -> PollOutcome:
         """Run one job now for a request: the outcome of this very run; CloudPaused while cloud
         calls are paused (the job is not run, and no earlier outcome passes for this one)."""
-        self._refuse_if_paused()
+        self.refuse_if_paused()
         outcome = self._run(kind, work)[1]
         assert outcome is not None
         return outcome
@@ -173,7 +173,7 @@ class Poller:
 
     def call(self, work: Callable[[], T]) -> T:
         """Cloud work of a request: refused while paused, its trouble counted like a poll's."""
-        self._refuse_if_paused()
+        self.refuse_if_paused()
         try:
             return work()
         except ApiError as exc:
@@ -182,7 +182,8 @@ class Poller:
         finally:
             self.last_cloud_poll = self._clock.monotonic()
 
-    def _refuse_if_paused(self) -> None:
+    def refuse_if_paused(self) -> None:
+        """CloudPaused, naming until when and why, while cloud calls are paused."""
         if self.paused_until() is not None:
             raise CloudPaused(self._paused_text())
 

@@ -5,14 +5,16 @@ it failed on the code before the fix.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from pathlib import Path
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 
 from bridge_harness import config_dict, ready
+from conftest import plant_now
 from mqtt_probe import MqttProbe
 from reliability_support import (
     Driven, describe, fast_simulator, records, shared_broker, sim, unhandled,
@@ -138,3 +140,131 @@ def test_discovery_that_keeps_failing_backs_off(shared_broker, base_topic, tmp_p
             assert len(loud) == 1 and "HTTP 503" in loud[0].getMessage(), describe(loud)
         finally:
             driven.stop()
+
+
+def _ask_many(probe: MqttProbe, base: str, asks: List[Tuple[str, Dict[str, Any]]],
+              timeout: float = 30.0) -> List[Dict[str, Any]]:
+    """Publish every request at once, then wait for each answer (matched by transaction)."""
+    sent = []
+    for number, (name, payload) in enumerate(asks):
+        transaction = f"t{number}"
+        probe.publish(f"{base}/bridge/request/{name}", dict(payload, transaction=transaction))
+        sent.append((f"{base}/bridge/response/{name}", transaction))
+
+    def answers(p: MqttProbe) -> Dict[str, Dict[str, Any]]:
+        found = {}
+        for topic, data, _ in p.history:
+            if "/bridge/response/" in topic:
+                message = json.loads(data)
+                found[(topic, message.get("transaction"))] = message
+        return found
+    probe.wait_for(lambda p: all(key in answers(p) for key in sent), timeout,
+                   f"{len(sent)} answers")
+    found = answers(probe)
+    return [found[key] for key in sent]
+
+
+# -- finding 5: any MQTT client can burn the quota --------------------------------------------
+
+def test_a_flood_of_requests_shares_spaced_cloud_calls(sim, shared_broker, base_topic, tmp_path,
+                                                       probe):
+    worker = Worker(config_dict(sim, shared_broker.port, base_topic, tmp_path,
+                                polling={"min_refresh_spacing": 2}), tmp_path)
+    try:
+        info = ready(probe, base_topic)
+        plant = info["plants"][0]
+        day = plant_now(sim, plant["ps_id"]).date().isoformat()
+        history = {"ps_key": plant["ps_key"], "points": [83022], "interval": "day",
+                   "start": day, "end": day}
+        before = sim.call_counts()
+        asks = [(name, history if name == "history" else {})
+                for _ in range(10) for name in ("quota", "faults", "history")]
+        answers = _ask_many(probe, base_topic, asks)
+        assert all(a["status"] == "ok" for a in answers), [a for a in answers
+                                                           if a["status"] != "ok"][:3]
+        calls = {k: v - before.get(k, 0) for k, v in sim.call_counts().items()}
+        # 30 requests, three kinds: each kind's requests share a call, twice at most
+        for service in ("getOpenApiCallInfo", "getFaultAlarmInfo",
+                        "getDevicePointsDayMonthYearDataList"):
+            assert 1 <= calls.get(service, 0) <= 2, calls
+    finally:
+        worker.stop()
+
+
+def test_a_history_request_has_a_cost_cap_and_says_what_it_cost(sim, shared_broker, base_topic,
+                                                                 tmp_path, probe):
+    worker = Worker(config_dict(sim, shared_broker.port, base_topic, tmp_path), tmp_path)
+    try:
+        info = ready(probe, base_topic)
+        plant = info["plants"][0]
+        today = plant_now(sim, plant["ps_id"]).date()
+        minutes = {"ps_key": plant["ps_key"], "points": [83022], "interval": "minute"}
+        calls = sim.call_counts().get("getDevicePointMinuteDataList", 0)
+        six_hours = probe.request(base_topic, "history", dict(
+            minutes, start=f"{today}T06:00", end=f"{today}T12:00"))
+        assert six_hours["status"] == "ok", six_hours
+        assert six_hours["data"]["api_calls"] == 2 and six_hours["data"]["max_api_calls"] == 8
+        assert sim.call_counts()["getDevicePointMinuteDataList"] == calls + 2
+        week = probe.request(base_topic, "history", dict(
+            minutes, start=f"{today - dt.timedelta(days=7)}T00:00", end=f"{today}T00:00"))
+        assert week["status"] == "error" and "at most 8" in week["error"], week
+        assert "takes 56 API calls" in week["error"]
+        assert sim.call_counts()["getDevicePointMinuteDataList"] == calls + 2
+    finally:
+        worker.stop()
+
+
+# -- finding 13: a refresh waiting behind an E999 answers what happened -----------------------
+
+def test_a_refresh_waiting_behind_a_rate_limit_says_so(sim, shared_broker, base_topic, tmp_path,
+                                                       probe):
+    worker = Worker(config_dict(sim, shared_broker.port, base_topic, tmp_path,
+                                polling={"min_refresh_spacing": 5}), tmp_path)
+    try:
+        ready(probe, base_topic)
+        assert probe.request(base_topic, "refresh", {})["status"] == "ok"
+        sim.fail_next(1, "code", code="E999")      # the next call meets the hourly limit
+        waiting, quota = _ask_many(probe, base_topic, [("refresh", {}), ("quota", {})])
+        assert waiting["status"] == "error", waiting         # was "ok", old figures, 0 calls
+        assert "E999" in waiting["error"] or "paused" in waiting["error"], waiting
+        assert quota["status"] == "error" and "E999" in quota["error"] + waiting["error"]
+    finally:
+        worker.stop()
+
+
+# -- finding 15: a locked account is no rate limit; no pause in the past ----------------------
+
+def test_a_locked_account_is_reported_as_locked_not_rate_limited(sim, shared_broker, base_topic,
+                                                                 tmp_path, probe):
+    worker = Worker(config_dict(sim, shared_broker.port, base_topic, tmp_path), tmp_path)
+    try:
+        ready(probe, base_topic)
+        sim.lock_account()
+        sim.expire_tokens()                  # the next call logs in again: login_state 5
+        first = probe.request(base_topic, "refresh", {})
+        assert first["status"] == "error" and "locked" in first["error"], first
+        calls = sum(sim.call_counts().values())
+        second = probe.request(base_topic, "refresh", {})
+        assert second["status"] == "error" and "locked" in second["error"], second
+        assert "rate limit" not in second["error"], second
+        assert sum(sim.call_counts().values()) == calls      # no login attempt while paused
+    finally:
+        worker.stop()
+
+
+def test_a_pause_that_ran_out_is_not_shown_while_other_trouble_goes_on(
+        sim, shared_broker, base_topic, tmp_path, probe):
+    driven = Driven(config_dict(sim, shared_broker.port, base_topic, tmp_path), tmp_path)
+    try:
+        driven.cycle()
+        sim.fail_next(1, "code", code="E999")
+        driven.cycle()
+        assert driven.poller.paused_until() is not None
+        driven.clock.advance(3601)                 # the hour is over, the cloud still fails
+        sim.fail_next(10_000, "http503")
+        driven.cycle()
+        assert driven.outcome("realtime") == "error"
+        info = probe.json(f"{base_topic}/bridge/info")
+        assert info["rate_limited_until"] is None, info["rate_limited_until"]
+    finally:
+        driven.stop()
