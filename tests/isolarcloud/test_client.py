@@ -272,7 +272,7 @@ def test_repeated_request_is_retried_with_a_new_nonce(encrypted_simulator):
     assert len(client.get_power_station_list()) == 2
 
 
-@pytest.mark.parametrize("mode", ["http500", "http503", "garbage", "ratelimit429"])
+@pytest.mark.parametrize("mode", ["http500", "http503", "garbage"])
 def test_transient_failures_are_retried(simulator, mode):
     client = make_client(simulator)
     client.login()
@@ -281,11 +281,21 @@ def test_transient_failures_are_retried(simulator, mode):
     assert client.transport.stats.retries == 2
 
 
+def test_http_429_is_retried_after_a_refill_and_is_not_a_failed_attempt(simulator):
+    client = make_client(simulator, max_retries=0)
+    client.login()
+    simulator.fail_next(3, "ratelimit429")
+    assert len(client.get_power_station_list()) == 2
+    stats = client.transport.stats
+    assert (stats.retries, stats.rate_limited) == (0, 3)
+    assert stats.rate_limit_waits > 0                 # each retry waited for the bucket
+
+
 def test_timeouts_are_retried_then_reported(simulator):
     client = make_client(simulator, timeout=0.3, max_retries=1)
     client.login()
     simulator.fail_next(2, "timeout", delay=1.0)
-    with pytest.raises(errors.ServerError, match="no answer within"):
+    with pytest.raises(errors.ServerError, match="no complete answer within"):
         client.get_power_station_list()
 
 
