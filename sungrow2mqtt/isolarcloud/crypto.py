@@ -19,6 +19,8 @@ import secrets
 import string
 from typing import TYPE_CHECKING, Union
 
+from sungrow2mqtt.errors import Sungrow2MqttError
+
 if TYPE_CHECKING:
     from Crypto.PublicKey.RSA import RsaKey
 
@@ -27,7 +29,7 @@ AES_KEY_LENGTH = 16
 NONCE_LENGTH = 32
 
 
-class CryptoError(ValueError):
+class CryptoError(Sungrow2MqttError, ValueError):
     """Ciphertext or key material that cannot be used; never carries the key itself."""
 
 

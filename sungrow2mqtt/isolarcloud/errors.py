@@ -82,6 +82,11 @@ class ServerError(ApiError):
     """The server failed (5xx, internal exception, garbage body) or could not be reached."""
 
 
+class ConnectionFailed(ServerError):
+    """No connection to the gateway could be made: DNS, refused, unreachable, TLS or connect
+    timeout (check the server/region and the network)."""
+
+
 # code -> (document name, document meaning, exception class)
 RESULT_CODES: Dict[str, Tuple[str, str, Type[ApiError]]] = {
     "-1": ("error", "internal exception of service", ServerError),

@@ -12,14 +12,16 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Type, Union
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from sungrow2mqtt.isolarcloud import crypto
 from sungrow2mqtt.isolarcloud.errors import (
     AuthError,
+    ConnectionFailed,
     RequestRejected,
     ServerError,
     error_for_code,
@@ -38,11 +40,13 @@ _SECRET_FIELDS = frozenset({"appkey", "token", "user_password", "user_account", 
 
 
 class _Transient(Exception):
-    """A failure worth retrying (5xx, timeout, connection, garbage); ``reason`` says which."""
+    """A failure worth retrying (5xx, timeout, connection, garbage); ``reason`` says which and
+    ``error`` what it becomes when the retries are spent."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, error: Type[ServerError] = ServerError) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.error = error
 
 
 class _RateLimited(Exception):
@@ -181,8 +185,8 @@ class Transport:
                 attempt += 1
                 delay = self._backoff(attempt)
                 if attempt > self.max_retries or time.monotonic() + delay > deadline:
-                    raise ServerError(f"{service}: {exc.reason} (gave up after {attempt} attempts)",
-                                      endpoint=service) from None
+                    raise exc.error(f"{service}: {exc.reason} (gave up after {attempt} attempts)",
+                                    endpoint=service) from None
                 log.debug("%s: %s; retry %d/%d in %.1f s", service, exc.reason, attempt,
                           self.max_retries, delay)
                 self.stats.add(retries=1)
@@ -253,10 +257,15 @@ class Transport:
             raise ServerError(f"{endpoint}: the answer is larger than "
                               f"{self.max_response_bytes / (1 << 20):g} MiB; not read",
                               endpoint=endpoint) from None
+        except requests.ConnectionError as exc:
+            if _cannot_connect(exc):
+                raise _Transient(f"cannot connect to {self.base_url} ({_root_cause(exc)})",
+                                 ConnectionFailed) from None
+            if isinstance(exc, requests.Timeout):
+                raise _Transient(f"no complete answer within {budget:g} s") from None
+            raise _Transient(f"connection lost ({_root_cause(exc)})") from None
         except requests.Timeout:
             raise _Transient(f"no complete answer within {budget:g} s") from None
-        except requests.ConnectionError as exc:
-            raise _Transient(f"cannot connect to {self.base_url} ({_root_cause(exc)})") from None
         except requests.RequestException as exc:
             raise _Transient(f"HTTP request failed ({type(exc).__name__})") from None
         self.bucket.observe(answer.headers)
@@ -365,6 +374,16 @@ def _loggable(params: Mapping[str, Any]) -> str:
 
 def _snippet(text: str) -> str:
     return repr(text[:60]) if text else "empty body"
+
+
+def _cannot_connect(exc: requests.ConnectionError) -> bool:
+    """Whether the connection was never made (DNS, refused, unreachable, TLS, connect timeout),
+    as opposed to lost during the exchange."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError,
+                               urllib3.exceptions.ConnectTimeoutError))
 
 
 def _root_cause(exc: BaseException) -> str:

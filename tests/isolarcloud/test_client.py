@@ -314,8 +314,17 @@ def test_unreachable_server_is_a_server_error():
     from sungrow2mqtt.isolarcloud.transport import Transport
     transport = Transport(f"http://127.0.0.1:{free_port()}", "a" * 32, "b" * 32,
                           max_retries=1, backoff_base=0.01)
-    with pytest.raises(errors.ServerError, match="cannot connect"):
+    with pytest.raises(errors.ConnectionFailed, match="cannot connect.*Connection refused"):
         IsolarCloudClient(transport, "user", "pw").login()
+
+
+def test_a_connection_lost_mid_call_is_no_connection_failure(simulator):
+    client = make_client(simulator, max_retries=1)
+    client.login()
+    simulator.fail_next(2, "timeout", delay=0)           # the server hangs up without answering
+    with pytest.raises(errors.ServerError, match="connection lost") as info:
+        client.get_power_station_list()
+    assert not isinstance(info.value, errors.ConnectionFailed)
 
 
 def test_rate_limit_headers_make_the_client_wait_instead_of_being_refused():

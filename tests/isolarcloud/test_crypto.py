@@ -135,3 +135,10 @@ def test_the_crypto_library_is_loaded_only_when_encryption_is_configured():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             check=True)
     assert result.stdout.split() == ["plain", "False", "encrypted", "True"]
+
+
+def test_crypto_errors_are_the_projects_errors():
+    from sungrow2mqtt.errors import Sungrow2MqttError
+    with pytest.raises(Sungrow2MqttError):
+        crypto.aes_decrypt_hex("not hex", KEY)
+    assert issubclass(crypto.CryptoError, ValueError)
