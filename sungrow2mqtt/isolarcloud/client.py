@@ -53,6 +53,10 @@ TOKEN_REFUSED = frozenset({"E900", "E00003"})
 # age: E900 on it means the API is not authorised rather than the token being dead.
 FRESH_TOKEN_SECONDS = 60.0
 DENIED_FOR = 3600.0                # how long an API refused with E900 is not called again
+# Calls in flight at once: a 100-device refresh (one call per device type and 50-device chunk,
+# plus the fault query) in one round trip; beyond the gateway's burst (15) calls only queue at
+# the bucket.
+MAX_WORKERS = 8
 
 T = TypeVar("T")
 Row = Dict[str, Any]
@@ -135,7 +139,7 @@ class IsolarCloudClient:
         *,
         token_store: Optional[TokenStore] = None,
         page_size: int = PAGE_SIZE,
-        max_workers: int = 4,
+        max_workers: int = MAX_WORKERS,
         denied_for: float = DENIED_FOR,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

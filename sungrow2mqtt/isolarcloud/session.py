@@ -1,19 +1,23 @@
 """HTTP exchanges that always end: a total deadline, a size cap, no redirects, cut at close.
 
 ``requests`` bounds each socket read (``timeout``), not an exchange: an answer trickling one byte
-a second, in its headers or its body, holds a call for as long as it trickles.  Here a timer
-shuts the exchange's socket down when its deadline passes (and :meth:`GuardedSession.close`
-does so at once), which ends whatever read is in progress.  The socket is found through the
-connection pool: the pool notes which connection the current thread's exchange uses, and
-forgets it when the connection goes back to the pool, so a cut never hits another exchange.
+a second, in its headers or its body, holds a call for as long as it trickles.  Here a watchdog
+thread shuts the exchange's socket down when its deadline passes (and
+:meth:`GuardedSession.close` does so at once), which ends whatever read is in progress.  The
+socket is found through the connection pool: the pool notes which connection the current
+thread's exchange uses, and forgets it when the connection goes back to the pool, so a cut
+never hits another exchange.
 """
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
 import socket
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Optional, Set, Type
+from typing import Any, List, Optional, Set, Tuple, Type
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -46,12 +50,11 @@ class Answer:
 
 
 class _Exchange:
-    """One exchange's connection and fate; ``cut`` may come from a timer or from close."""
+    """One exchange's connection and fate; ``cut`` may come from the watchdog or from close."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._conn: Any = None
-        self._timer: Optional[threading.Timer] = None
         self.cut_by: Optional[ExchangeCut] = None
         self.done = False
 
@@ -64,36 +67,53 @@ class _Exchange:
             if self._conn is conn:
                 self._conn = None
 
-    def arm(self, seconds: float) -> None:
-        timer = threading.Timer(seconds, self.cut, args=(False,))
-        timer.daemon = True
+    def cut(self, closed: bool) -> bool:
+        """Shut the exchange's socket down, ending any read in progress; False when there is
+        no socket yet (still connecting): the caller tries again shortly."""
         with self._lock:
             if self.done:
-                return
-            self._timer = timer
-        timer.start()
-
-    def cut(self, closed: bool) -> None:
-        """Shut the exchange's socket down, ending any read in progress."""
-        with self._lock:
-            if self.done:
-                return
+                return True
             self.cut_by = self.cut_by or ExchangeCut(closed)
             sock = getattr(self._conn, "sock", None)
-            if sock is not None:
-                try:   # the plain socket's shutdown, also under TLS: it only acts on the fd
-                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
-                except OSError:
-                    pass
-        if sock is None:       # not connected yet: try again until it is, or the exchange ends
-            self.arm(_RECHECK)
+            if sock is None:
+                return False
+            try:   # the plain socket's shutdown, also under TLS: it only acts on the fd
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return True
 
     def finish(self) -> None:
         with self._lock:
             self.done = True
-            timer, self._timer = self._timer, None
-        if timer is not None:
-            timer.cancel()
+
+
+class _Watchdog:
+    """One daemon thread that cuts the exchanges whose deadline (monotonic) has passed."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: List[Tuple[float, int, _Exchange]] = []
+        self._order = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, exchange: _Exchange, seconds: float) -> None:
+        with self._cond:
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), exchange))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="isolarcloud-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                _, _, exchange = heapq.heappop(self._due)
+            if not exchange.done and not exchange.cut(closed=False):
+                self.watch(exchange, _RECHECK)
 
 
 class _GuardedPool:
@@ -149,6 +169,7 @@ class GuardedSession:
         self._lock = threading.Lock()
         self._live: Set[_Exchange] = set()
         self._closed = False
+        self._watchdog = _Watchdog()
 
     def exchange(self, method: str, url: str, *, deadline: float, max_bytes: int,
                  **kwargs: Any) -> Answer:
@@ -160,7 +181,7 @@ class GuardedSession:
                 raise ExchangeCut(closed=True)
             self._live.add(exchange)
         _current.exchange = exchange
-        exchange.arm(deadline)
+        self._watchdog.watch(exchange, deadline)
         try:
             with self._session.request(method, url, timeout=(deadline, deadline), stream=True,
                                        allow_redirects=False, **kwargs) as reply:
@@ -184,7 +205,8 @@ class GuardedSession:
             self._closed = True
             live = list(self._live)
         for exchange in live:
-            exchange.cut(closed=True)
+            if not exchange.cut(closed=True):
+                self._watchdog.watch(exchange, _RECHECK)
         self._session.close()
 
 

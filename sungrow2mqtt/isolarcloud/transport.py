@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SYS_CODE = "901"
 SUCCESS = "1"
+POOL_SIZE = 16        # pooled connections: room for the client's workers and other callers
 # Body fields never written to a log line, whatever the endpoint.
 _SECRET_FIELDS = frozenset({"appkey", "token", "user_password", "user_account", "api_key_param"})
 
@@ -127,7 +128,7 @@ class Transport:
         keep_rate_tokens: int = 2,
         call_deadline: float = 120.0,
         max_response_bytes: int = 16 << 20,
-        pool_size: int = 8,
+        pool_size: int = POOL_SIZE,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.base_url = resolve_server(server)
