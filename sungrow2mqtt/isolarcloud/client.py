@@ -28,6 +28,7 @@ from sungrow2mqtt.isolarcloud.concurrency import CallPool
 from sungrow2mqtt.isolarcloud.errors import (
     LOCKED_STATES, LOGIN_STATES, AccountLocked, ApiError, ApiNotAuthorised, AuthError, LoginError,
 )
+from sungrow2mqtt.isolarcloud.ps_key import PsKey
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Response, Transport
 from sungrow2mqtt.secret import Secret, register
@@ -93,11 +94,8 @@ class HistoryResult:
 
 
 def device_type_of(ps_key: str) -> int:
-    """The device type encoded in a ps_key (``<ps_id>_<device_type>_<...>_<...>``)."""
-    parts = str(ps_key).split("_")
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise ValueError(f"ps_key {ps_key!r} is not of the form <ps_id>_<device_type>_..._...")
-    return int(parts[1])
+    """The device type encoded in a ps_key; ValueError for a malformed one."""
+    return PsKey(ps_key).device_type
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[List[T]]:
@@ -556,7 +554,8 @@ def _login_token(data: Row, serial: Optional[str]) -> str:
     reason = LOGIN_STATES.get(state, f"login refused (login_state {state or 'missing'})")
     remain = data.get("remain_times")
     if state == "0" and remain not in (None, ""):
-        reason += f", {remain} attempts left before the account is locked"
+        plural = "" if str(remain) == "1" else "s"
+        reason += f", {remain} attempt{plural} left before the account is locked"
     error = AccountLocked if state in LOCKED_STATES else LoginError
     raise error(f"login: {reason}", login_state=state, endpoint="login", req_serial_num=serial)
 

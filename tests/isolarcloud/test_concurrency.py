@@ -12,7 +12,7 @@ from typing import Any, Dict
 import pytest
 from gateway import Gateway, Rendezvous, Reply, envelope
 
-from conftest import make_client
+from conftest import SIM_START, make_client
 from sungrow2mqtt.isolarcloud import errors
 from sungrow2mqtt.isolarcloud.client import device_type_of
 from sungrow2mqtt.simulator import Fleet, SimulatorServer
@@ -92,7 +92,8 @@ def test_a_submitted_job_that_pages_does_not_wait_on_a_full_pool():
 
 def test_a_thousand_devices_at_once_never_meet_http_429():
     fleet = Fleet.synthetic(1000, seed=3)
-    with SimulatorServer(fleet=fleet, burst_capacity=15, replenish_rate=10) as server:
+    with SimulatorServer(fleet=fleet, burst_capacity=15, replenish_rate=10,
+                         start_time=SIM_START) as server:
         client = make_client(server, max_workers=4, timeout=30)   # a loaded CI box is slow
         devices = client.get_device_list_by_user()
         keys = [d["ps_key"] for d in devices]
