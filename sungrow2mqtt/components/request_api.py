@@ -56,7 +56,11 @@ Handler = Callable[[Request], Optional[Mapping[str, Any]]]
 
 @dataclass(frozen=True)
 class RequestSpec:
-    """A request kind: what it accepts and what carries it out."""
+    """A request kind: what it accepts and what carries it out.
+
+    ``schema`` is built from the validation toolkit: Fields whose checkers raise
+    :class:`~sungrow2mqtt.validation.Invalid`, in a Section that builds a dict (its default).
+    """
 
     schema: Section
     handler: Handler
