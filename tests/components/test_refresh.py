@@ -9,6 +9,7 @@ from component_support import POLLING, FakeClock, RecordingMqtt
 from sungrow2mqtt.clock import utc_now
 from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.poller import Job, Poller
+from sungrow2mqtt.components.bridge_requests import REFRESH
 from sungrow2mqtt.components.cloud_requests import CloudRequests
 from sungrow2mqtt.components.refresh import Refresh
 from sungrow2mqtt.components.request_api import Request, RequestApi, RequestSpec
@@ -33,7 +34,7 @@ class Setup:
         self.api = RequestApi(self.mqtt, TOPICS)   # type: ignore[arg-type]
         self.cloud = CloudRequests(self.poller, self.api, self.clock, spacing=5)
         self.refresh = Refresh(self.fleet, self.poller, self.poll, self.cloud, self.clock)
-        self.api.register("refresh", RequestSpec({}, self.refresh.request))
+        self.api.register("refresh", RequestSpec(REFRESH, self.refresh.request))
 
     def poll(self, ps_ids: Optional[Set[int]] = None) -> int:
         self.polls.append(ps_ids)
