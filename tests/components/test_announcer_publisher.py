@@ -69,15 +69,26 @@ def test_a_device_that_leaves_has_its_configs_and_topics_cleared(tmp_path):
     assert not any(ESS.ps_key in t for t in announcer.announced())
 
 
+def _config_of(base: str) -> bytes:
+    return json.dumps({"state_topic": f"{base}/5012345_14_1_1",
+                       "availability": [{"topic": f"{base}/bridge/state"}]}).encode()
+
+
 def test_stale_configs_of_ours_are_cleared_after_a_full_poll_and_others_left(tmp_path):
     mqtt, fleet, _, _ = wired(tmp_path)
     ours = "ha/sensor/sungrow2mqtt_5012345_14_1_1/old_point/config"
-    nested = "ha/sensor/sungrow2mqtt_5012345_14_1_1/other/config"
-    mqtt.deliver(ours, json.dumps({"state_topic": "solar/5012345_14_1_1"}).encode(), True)
-    mqtt.deliver(nested, json.dumps({"state_topic": "solarx/5012345_14_1_1"}).encode(), True)
+    connection = "ha/binary_sensor/sungrow2mqtt_bridge_solar/old_connection/config"
+    others = {"solarx": "ha/sensor/sungrow2mqtt_5012345_14_1_1/other/config",
+              # a bridge on a base topic below ours is another bridge (issue 14.7)
+              "solar/garage": "ha/sensor/sungrow2mqtt_5012345_14_1_1/garage/config"}
+    mqtt.deliver(ours, _config_of("solar"), True)
+    mqtt.deliver(connection, json.dumps({"state_topic": "solar/bridge/state"}).encode(), True)
+    for base, topic in others.items():
+        mqtt.deliver(topic, _config_of(base), True)
     assert not mqtt.on(ours)                     # not before every device was polled
     fleet.full_poll_done()
-    assert mqtt.on(ours) == [None] and not mqtt.on(nested)
+    assert mqtt.on(ours) == [None] and mqtt.on(connection) == [None]
+    assert not [t for t in others.values() if mqtt.on(t)]
 
 
 def test_home_assistants_birth_asks_for_a_republish(tmp_path):

@@ -268,3 +268,46 @@ def test_a_pause_that_ran_out_is_not_shown_while_other_trouble_goes_on(
         assert info["rate_limited_until"] is None, info["rate_limited_until"]
     finally:
         driven.stop()
+
+
+# -- finding 7: nested base topics delete each other's entities -------------------------------
+
+def test_a_bridge_on_a_parent_base_topic_leaves_the_nested_bridges_entities(
+        sim, shared_broker, base_topic, tmp_path):
+    prefix = f"{base_topic}_ha"
+
+    def bridge(base: str, ps_id: int, name: str) -> Driven:
+        tmp = tmp_path / name
+        tmp.mkdir()
+        return Driven(config_dict(sim, shared_broker.port, base, tmp, plants=[ps_id],
+                                  homeassistant={"prefix": prefix,
+                                                 "status_topic": f"{prefix}/status"},
+                                  mqtt={"client_id": f"s2m-{name}-{base_topic[-8:]}"}), tmp)
+    garage = bridge(f"{base_topic}/garage", 1587093, "garage")
+    home = None
+    probe = MqttProbe(shared_broker.port, f"{prefix}/#")
+    try:
+        garage.cycle()
+        garage_configs = {t for t in garage.service.announcer.announced()}
+        probe.wait_for(lambda p: garage_configs <= set(p.messages), 10, "the garage's configs")
+        home = bridge(base_topic, 1563218, "home")
+        home.cycle()
+        # Home Assistant's birth makes home republish its configs: once they arrive, home has
+        # handled every retained config it was sent before (the garage's too)
+        own = f"{prefix}/button/sungrow2mqtt_bridge_{base_topic}/refresh/config"
+        mark = len(probe.history)
+        probe.publish(f"{prefix}/status", "online")
+        probe.wait_for(lambda p: any(t == own for t, _, _ in p.history[mark:]), 10,
+                       "home's republished configs")
+        cleared = [t for t, payload, _ in probe.history if t in garage_configs and not payload]
+        assert not cleared, f"home cleared the garage's configs: {cleared[:3]}"
+        after = MqttProbe(shared_broker.port, f"{prefix}/#")
+        try:
+            after.wait_for(lambda p: garage_configs <= set(p.messages), 10, "retained configs")
+        finally:
+            after.close()
+    finally:
+        probe.close()
+        garage.stop()
+        if home is not None:
+            home.stop()
