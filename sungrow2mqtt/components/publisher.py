@@ -1,7 +1,9 @@
 """What the bridge publishes about the fleet: states, faults, ``bridge/info``, the status file.
 
 All retained, so a client that subscribes later (Home Assistant after a restart) gets the latest
-values at once; a device that left the account has its topics cleared.
+values at once; a device that left the account has its topics cleared.  A device's fault list is
+capped (a cloud that pages forever must not make a payload of megabytes), and a status file that
+cannot be written is tried again next time: one full disk must not blind ``health`` for good.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from sungrow2mqtt.mqtt import MqttConnection
 
 log = logging.getLogger(__name__)
 
+MAX_FAULTS_SHOWN = 50    # per device, the newest; Home Assistant keeps attributes up to 16 KiB
+
 
 class Publisher(FleetListener):
     """Retained states and faults of each device, and the bridge's own ``bridge/info``."""
@@ -30,6 +34,7 @@ class Publisher(FleetListener):
         self._fleet = fleet
         self._api_calls = api_calls
         self._status_file = status_file
+        self._status_failing = False
 
     def start(self) -> None:
         """Nothing to set up: publishing follows the fleet."""
@@ -74,14 +79,22 @@ class Publisher(FleetListener):
             write_status(path, {"mqtt_connected": self._mqtt.connected, "cloud_ok": cloud_ok,
                                 "last_poll": info["last_poll"]})
         except OSError as exc:
-            log.warning("Cannot write status file %s (%s)", path,
-                        exc.strerror or type(exc).__name__)
-            self._status_file = None
+            if not self._status_failing:
+                log.warning("Cannot write status file %s (%s); trying again with every update",
+                            path, exc.strerror or type(exc).__name__)
+            self._status_failing = True
+        else:
+            if self._status_failing:
+                log.info("Status file %s written again", path)
+            self._status_failing = False
 
     def _publish_faults(self, ps_key: str, faults: Sequence[Fault]) -> None:
-        self._mqtt.publish(self._topics.faults(ps_key),
-                           {"problem": "ON" if faults else "OFF", "faults": list(faults)},
-                           retain=True)
+        """The open faults, the newest MAX_FAULTS_SHOWN of them, and how many more there are."""
+        payload: Dict[str, Any] = {"problem": "ON" if faults else "OFF",
+                                   "faults": list(faults[-MAX_FAULTS_SHOWN:])}
+        if len(faults) > MAX_FAULTS_SHOWN:
+            payload["not_shown"] = len(faults) - MAX_FAULTS_SHOWN
+        self._mqtt.publish(self._topics.faults(ps_key), payload, retain=True)
 
     # -- fleet events (worker thread) -------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import List
 
@@ -96,3 +97,29 @@ def test_home_assistants_birth_asks_for_a_republish(tmp_path):
     mqtt.deliver("ha/status", b"offline")
     mqtt.deliver("ha/status", b" Online\n")
     assert births == [1]
+
+
+def test_a_status_file_that_cannot_be_written_is_tried_again_and_said_once(tmp_path, caplog):
+    status = tmp_path / "status.json"
+    status.mkdir()                       # as good as a full disk: the write fails
+    (status / "x").write_text("")
+    mqtt, fleet, _, _ = wired(tmp_path)
+    fleet.heartbeat()
+    fleet.heartbeat()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "Cannot write status file" in warnings[0].getMessage()
+    (status / "x").unlink()
+    status.rmdir()                       # the disk has room again
+    fleet.heartbeat()
+    assert json.loads(status.read_text())["mqtt_connected"] is True
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+
+
+def test_a_devices_faults_are_capped_and_say_how_many_more(tmp_path):
+    mqtt, fleet, _, _ = wired(tmp_path)
+    faults = [{"code": n, "since": f"2026-11-25T10:{n // 60:02d}:{n % 60:02d}+01:00"}
+              for n in range(120)]
+    fleet.set_faults(ESS, faults)
+    payload = mqtt.on("solar/5012345_14_1_1/faults")[-1]
+    assert payload["problem"] == "ON" and payload["not_shown"] == 70
+    assert [f["code"] for f in payload["faults"]] == list(range(70, 120))   # the newest

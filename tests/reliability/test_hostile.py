@@ -311,3 +311,28 @@ def test_a_bridge_on_a_parent_base_topic_leaves_the_nested_bridges_entities(
         garage.stop()
         if home is not None:
             home.stop()
+
+
+# -- finding 6: paging that never ends ---------------------------------------------------------
+
+def test_paging_that_never_ends_costs_a_few_calls_and_a_capped_payload(
+        sim, shared_broker, base_topic, tmp_path, probe):
+    driven = Driven(config_dict(sim, shared_broker.port, base_topic, tmp_path), tmp_path)
+    try:
+        driven.cycle()
+        for number in range(120):
+            sim.add_fault("1563218_14_1_1", 100 + number, f"Fault {number}")
+        sim.fail_next(10_000, "endless_pages", service="getFaultAlarmInfo")
+        before = sim.call_counts()["getFaultAlarmInfo"]
+        driven.poller.run("faults")
+        driven.flush()
+        calls = sim.call_counts()["getFaultAlarmInfo"] - before
+        assert driven.outcome("faults") == "ok"
+        assert calls <= 10, f"{calls} calls for one fault poll of a server that pages forever"
+        topic = f"{base_topic}/1563218_14_1_1/faults"
+        probe.wait_topic(topic, check=lambda d: "not_shown" in json.loads(d))
+        payload = probe.json(topic)
+        assert len(payload["faults"]) == 50 and payload["not_shown"] == 50, payload["not_shown"]
+        assert len(probe.messages[topic]) < 16_384
+    finally:
+        driven.stop()
