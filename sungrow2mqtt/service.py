@@ -2,8 +2,10 @@
 
 All cloud work runs on one worker thread, so calls are serialised and the quota is easy to reason
 about; MQTT callbacks only validate requests and queue them.  The main thread only waits for a
-stop signal, so a stop publishes ``offline`` and exits within seconds even while an HTTP call is
-still waiting.
+stop signal (SIGTERM, SIGINT, or SIGHUP: a closed terminal stops the bridge cleanly too; there is
+no reload, restart to read a changed config), so a stop publishes ``offline`` and exits within
+seconds even while an HTTP call is still waiting.  Under systemd the worker loop pings the
+watchdog each time round (:mod:`.systemd`): a loop that hangs gets the service restarted.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Transport
 from sungrow2mqtt.mqtt import MqttConnection
+from sungrow2mqtt.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ class Service:
                                           self.catalog, topics).items():
             self.requests.register(name, spec)
         self.mqtt.on_connected.append(self.republish)
+        self.notifier = Notifier()
         self.worker: Optional[threading.Thread] = None
 
     def republish(self) -> None:
@@ -105,9 +109,11 @@ class Service:
         if worker:
             self.worker = threading.Thread(target=self._work, name="bridge", daemon=True)
             self.worker.start()
+            self.notifier.ready()
 
     def stop(self) -> None:
         """Stop the worker and the components, publish ``offline`` and disconnect."""
+        self.notifier.stopping()
         self.stop_event.set()
         for component in (self.poller, self.requests, self.announcer):
             component.stop()
@@ -120,6 +126,7 @@ class Service:
     def _work(self) -> None:
         """The worker thread: polls when due, deferred refreshes, queued requests, until stopped."""
         while not self.stop_event.is_set():
+            self.notifier.alive()
             try:
                 self.poller.run_due()
                 self.cloud_requests.run_due()
@@ -151,7 +158,7 @@ class Service:
             self.stop()
 
     def run_forever(self) -> int:
-        """Poll until SIGTERM/SIGINT, then publish ``offline`` and return 0."""
+        """Poll until SIGTERM, SIGINT or SIGHUP, then publish ``offline`` and return 0."""
         self._install_signal_handlers()
         self.start()
         self.stop_event.wait()
@@ -163,5 +170,5 @@ class Service:
         def stop(signum: int, frame: Any) -> None:
             log.info("Received %s", signal.Signals(signum).name)
             self.stop_event.set()
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, stop)
