@@ -6,18 +6,22 @@ Failures print one line naming the cause; ``-v`` adds DEBUG logs and tracebacks.
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from sungrow2mqtt import __version__
 from sungrow2mqtt.config import Config, load_config
 from sungrow2mqtt.errors import CatalogError, ConfigError, Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.errors import ApiError, ConnectionFailed
 from sungrow2mqtt.secret import RedactingFilter, redact
+
+if TYPE_CHECKING:
+    from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 
 log = logging.getLogger("sungrow2mqtt")
 
@@ -210,14 +214,12 @@ def cmd_init(args: argparse.Namespace, config: Optional[Config]) -> int:
 
 
 def cmd_history(args: argparse.Namespace, config: Config) -> int:
-    """Download a device's history (any range, split into the document's windows)."""
-    import csv
-    import json
-
+    """Download a device's history (any range, split into the document's windows); warn first
+    when it needs more calls than the quota has left, and write what came if the cloud stops it."""
     from sungrow2mqtt.catalog import load_catalog
     from sungrow2mqtt.components.bridge_requests import HISTORY
     from sungrow2mqtt.components.request_api import BadRequest, parse_fields
-    from sungrow2mqtt.history import fetch_history_range
+    from sungrow2mqtt.history import HistoryStopped, fetch_history_range, split_range
     from sungrow2mqtt.model import PLANT_DEVICE_TYPE, device_from_row, plant_from_row
     from sungrow2mqtt.service import make_client
 
@@ -246,13 +248,50 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
             if total > 1:
                 print(f"\rdownloading window {done}/{total}", end="" if done < total else "\n",
                       file=sys.stderr, flush=True)
-        result = fetch_history_range(client, catalog, device, params, progress)
+        _warn_if_over_quota(client, len(split_range(args.interval, args.start, args.end)))
+        stopped = None
+        try:
+            result = fetch_history_range(client, catalog, device, params, progress)
+        except HistoryStopped as exc:
+            print(file=sys.stderr)
+            result, stopped = exc.partial, exc
     finally:
         client.close()
-    if args.format == "json":
+    _write_history(result, args.format)
+    if stopped is not None:
+        fail(f"{stopped}; the samples before it are written")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _warn_if_over_quota(client: "IsolarCloudClient", calls: int) -> None:
+    """Say before a download that it needs more calls than the quota has left (1 call)."""
+    from sungrow2mqtt.components.fleet import quota_summary
+
+    try:
+        quota = quota_summary(client.get_open_api_call_info(),
+                              datetime.datetime.now().astimezone().hour)
+    except ApiError:
+        quota = {}
+    room = [total - used for total, used in ((quota.get("per_hour"), quota.get("this_hour_used")),
+                                             (quota.get("per_day"), quota.get("today_used")))
+            if total is not None and used is not None]
+    if room and calls > min(room):
+        print(f"warning: this download takes {calls} API calls and the quota has {min(room)} "
+              "left: the cloud will refuse the rest (E999) and what came before is written. "
+              "A shorter range or a coarser --interval costs fewer calls.", file=sys.stderr,
+              flush=True)
+
+
+def _write_history(result: Dict[str, Any], form: str) -> None:
+    """The series as JSON, or as CSV: one row per time, one column per point."""
+    import csv
+    import json
+
+    if form == "json":
         json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
-        return EXIT_OK
+        return
     keys = list(result["series"])
     rows: Dict[Any, Dict[str, Any]] = {}
     for key in keys:
@@ -263,7 +302,6 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
     writer.writerow(["time"] + [f"{k} ({units[k]})" if units[k] else k for k in keys])
     for moment in sorted(rows, key=str):
         writer.writerow([moment] + [rows[moment].get(k, "") for k in keys])
-    return EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace, config: Optional[Config]) -> int:

@@ -1,6 +1,8 @@
 """History series of one device from the 2.7/2.8 services, in the catalog's names and units.
 
-Shared by the ``history`` MQTT request and the ``history`` CLI command.
+Shared by the ``history`` MQTT request and the ``history`` CLI command.  A long download that the
+cloud stops part way (the hourly quota runs out: a year of minute data is 2,650 calls) raises
+:class:`HistoryStopped` with what arrived before, so nothing downloaded is lost.
 """
 from __future__ import annotations
 
@@ -8,11 +10,13 @@ import datetime as dt
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from sungrow2mqtt.catalog import Catalog
+from sungrow2mqtt.errors import Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.client import (
     HISTORY_QUERY_TYPES,
     MAX_MINUTE_WINDOW,
     IsolarCloudClient,
 )
+from sungrow2mqtt.isolarcloud.errors import ApiError
 from sungrow2mqtt.model import Device, publishable
 
 _MINUTE_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
@@ -23,6 +27,15 @@ _PERIODS = {
     "month": (2, ("%Y-%m", "%Y%m"), "%Y%m", "%Y-%m"),
     "year": (3, ("%Y",), "%Y", "%Y"),
 }
+
+
+class HistoryStopped(Sungrow2MqttError):
+    """The cloud refused a window of a download after earlier ones came: ``partial`` holds
+    them (the result's shape, fewer samples)."""
+
+    def __init__(self, message: str, partial: Dict[str, Any]) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 def _parse(text: str, formats: Tuple[str, ...], field: str) -> dt.datetime:
@@ -140,11 +153,20 @@ def fetch_history_range(client: IsolarCloudClient, catalog: Catalog, device: Dev
                         params: Mapping[str, Any],
                         progress: Callable[[int, int], None] = lambda done, total: None
                         ) -> Dict[str, Any]:
-    """:func:`fetch_history` over any range, one window at a time, calling ``progress``."""
+    """:func:`fetch_history` over any range, one window at a time, calling ``progress``.
+
+    When the cloud refuses a window after earlier ones came, HistoryStopped carries those.
+    """
     windows = split_range(params["interval"], params["start"], params["end"])
     merged: Dict[str, Any] = {}
     for number, (start, end) in enumerate(windows, 1):
-        part = fetch_history(client, catalog, device, {**params, "start": start, "end": end})
+        try:
+            part = fetch_history(client, catalog, device, {**params, "start": start, "end": end})
+        except ApiError as exc:
+            if not merged:
+                raise
+            raise HistoryStopped(f"stopped after window {number - 1} of {len(windows)}: {exc}",
+                                 merged) from exc
         if not merged:
             merged = part
         else:

@@ -5,7 +5,9 @@ it failed on the code before the fix.
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import logging
 from pathlib import Path
@@ -14,10 +16,11 @@ from typing import Any, Dict, Iterator, List, Tuple
 import pytest
 
 from bridge_harness import config_dict, ready
-from conftest import plant_now
+from conftest import free_port, plant_now
 from mqtt_probe import MqttProbe
 from reliability_support import (
-    Driven, describe, fast_simulator, records, shared_broker, sim, unhandled,
+    Driven, describe, fast_simulator, records, run_cli, shared_broker, sim, traceback_free,
+    unhandled, write_yaml,
 )
 from sungrow2mqtt.config import parse_config
 from sungrow2mqtt.service import Service
@@ -336,3 +339,23 @@ def test_paging_that_never_ends_costs_a_few_calls_and_a_capped_payload(
         assert len(probe.messages[topic]) < 16_384
     finally:
         driven.stop()
+
+
+def test_the_history_command_warns_before_outrunning_the_quota_and_writes_what_came(tmp_path):
+    with fast_simulator(hourly_quota=12) as cloud:
+        plant = cloud.fleet.plants[0]
+        today = plant.local_time(cloud.now()).date()
+        config = write_yaml(tmp_path / "config.yaml",
+                            config_dict(cloud, free_port(), "s2m_history", tmp_path))
+        done = run_cli("history", "-c", str(config), "--ps-key", f"{plant.ps_id}_11_0_0",
+                       "--points", "83022", "--interval", "minute",
+                       "--from", f"{today - dt.timedelta(days=2)}T00:00",
+                       "--to", f"{today}T00:00")
+        calls = cloud.call_counts()
+    assert traceback_free(done.stderr), done.stderr
+    warning = done.stderr.index("warning: this download takes 16 API calls and the quota has")
+    assert warning < done.stderr.index("window 1/16"), done.stderr
+    assert done.returncode == 1 and "E999" in done.stderr.splitlines()[-1], done.stderr
+    rows = list(csv.reader(io.StringIO(done.stdout)))
+    assert rows[0] == ["time", "daily_yield (kWh)"] and len(rows) > 10, done.stdout
+    assert calls["getDevicePointMinuteDataList"] < 16
