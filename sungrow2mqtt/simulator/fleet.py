@@ -180,6 +180,7 @@ class Fleet:
         self._fault_seq = itertools.count(1)
         self._lock = threading.Lock()
         self.percent_ratios: Set[str] = set()   # ps_keys whose ratio points report 0-100
+        self.unserved: Set[str] = set()         # listed devices realtime calls cannot serve
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
