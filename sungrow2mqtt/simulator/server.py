@@ -73,7 +73,8 @@ Live behaviour (clients verified against live plants; the default):
   naming the well-formed ps_keys it could not serve: unknown ones, and listed devices that
   :meth:`SimulatorServer.unserve_devices` took off the air (a logger that stopped reporting);
 * SOC/SOH points (13141, 13142, 58604, 58605, 83252) are 0-1 fractions like live data;
-  :meth:`SimulatorServer.set_ratio_scale` makes a device send them as 0-100 as some firmware does.
+  :meth:`SimulatorServer.set_ratio_scale` makes a device send them as 0-100 as some firmware does;
+  :meth:`SimulatorServer.pin_reading` makes a device send one exact raw value (1.0, say).
 
 Switches (constructor; ``simulate`` flag): ``encrypted`` (``--encrypted``), ``start_time``
 (``--start``), ``token_error`` (``--token-error``), ``burst_capacity`` (``--burst``),
@@ -84,7 +85,8 @@ Controls (method; ``/_sim/...`` endpoint with a JSON body): :meth:`~SimulatorSer
 (``POST fail``, modes in :mod:`~sungrow2mqtt.simulator.failures`), ``add_fault``/``clear_fault``
 (``POST faults``, ``DELETE faults/<id>``), ``expire_tokens`` (``POST expire-tokens``),
 ``deny_api``/``allow_api`` (``POST deny-api``/``allow-api`` ``{"services": [...]}``),
-``set_ratio_scale`` (``POST ratio-scale``), ``unserve_devices``/``serve_devices``
+``set_ratio_scale`` (``POST ratio-scale``), ``pin_reading`` (``POST reading``
+``{"ps_key", "point_id", "value"}``), ``unserve_devices``/``serve_devices``
 (``POST unserve``/``serve`` ``{"ps_keys": [...]}``), ``set_quota`` (``POST quota``),
 ``lock_account``/``unlock_account``, ``set_time``/``set_clock_offset`` (``POST clock``
 ``{"time"}``/``{"offset"}``), ``set_latency`` (``POST latency``), ``call_counts``
@@ -267,6 +269,7 @@ class SimulatorServer:
             self.gateway.reset()
             self.fleet.percent_ratios.clear()
             self.fleet.unserved.clear()
+            self.fleet.pinned.clear()
             self.control.reset()
             self.world.extras.clear()
 
@@ -369,6 +372,17 @@ class SimulatorServer:
     def set_ratio_scale(self, ps_key: str, scale: str) -> None:
         """``percent``: SOC/SOH of this device arrive as 0-100; ``fraction`` (default): 0-1."""
         self.fleet.set_ratio_scale(ps_key, scale)
+
+    def pin_reading(self, ps_key: str, point_id: int, value: Optional[str]) -> None:
+        """Send ``value`` (raw text, as the gateway would) for this realtime point of this device
+        from now on, whatever the physics; None sends the physics' reading again."""
+        if self.fleet.device(ps_key) is None:
+            raise ValueError(f"unknown ps_key {ps_key!r}")
+        with self._lock:
+            if value is None:
+                self.fleet.pinned.pop((ps_key, int(point_id)), None)
+            else:
+                self.fleet.pinned[(ps_key, int(point_id))] = str(value)
 
     def unserve_devices(self, *ps_keys: str) -> None:
         """Keep these devices in the device list, but name them in realtime answers'
@@ -649,6 +663,9 @@ class SimulatorServer:
             "allow-api": lambda: self.allow_api(*_names(payload, "services")),
             "ratio-scale": lambda: self.set_ratio_scale(str(payload["ps_key"]),
                                                         str(payload["scale"])),
+            "reading": lambda: self.pin_reading(str(payload["ps_key"]), int(payload["point_id"]),
+                                                None if payload.get("value") is None
+                                                else str(payload["value"])),
             "unserve": lambda: self.unserve_devices(*_names(payload, "ps_keys")),
             "serve": lambda: self.serve_devices(*_names(payload, "ps_keys")),
         }

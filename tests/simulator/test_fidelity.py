@@ -207,6 +207,19 @@ def test_ratio_scale_checks_its_arguments(sim) -> None:
     assert answer.json() == {"ok": True} and sim.fleet.percent_ratios == {ESS}
 
 
+def test_a_pinned_reading_is_sent_exactly_until_unpinned(sim) -> None:
+    client = Client(sim)
+    sim.set_ratio_scale(ESS, "percent")
+    sim.pin_reading(ESS, 13141, "1.0")
+    assert client.points([ESS], 14, [13141, 13011])[ESS]["p13141"] == "1.0"
+    answer = requests.post(f"{sim.url}/_sim/reading",
+                           json={"ps_key": ESS, "point_id": 13141, "value": None}, timeout=10)
+    assert answer.json() == {"ok": True}
+    assert float(client.points([ESS], 14, [13141])[ESS]["p13141"]) > 1.0
+    with pytest.raises(ValueError, match="unknown ps_key"):
+        sim.pin_reading("1_14_1_1", 13141, "1.0")
+
+
 # ---------------------------------------------------------------------------------------------
 # daily limit, CLI switch
 # ---------------------------------------------------------------------------------------------
