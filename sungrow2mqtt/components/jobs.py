@@ -135,8 +135,12 @@ class CloudJobs:
         return sum(len(items) for items in found.values())
 
     def fetch_quota(self) -> Dict[str, Any]:
-        """The call quota now (1 call); the hour's row is picked by the bridge's clock."""
+        """The call quota now (1 call).
+
+        The hour's row is picked by the UTC hour of the bridge's clock, the clock and hours a
+        rate-limit pause is measured by (:class:`Poller`), not by the machine's local hour.
+        """
         quota = quota_summary(self._client.get_open_api_call_info(),
-                              self._clock.wall().astimezone().hour)
+                              self._clock.wall().astimezone(dt.timezone.utc).hour)
         self._fleet.set_quota(quota)
         return quota
