@@ -92,6 +92,7 @@ class CloudJobs:
         """Realtime values of every device (or of the plants ``ps_ids``); returns devices updated.
 
         A poll of every device ends the wait for values: entities still without one are stale.
+        A device the cloud names in ``fail_ps_key_list`` keeps its values and is marked unserved.
         """
         devices = self._fleet.devices(ps_ids)
         updated = 0
@@ -103,6 +104,8 @@ class CloudJobs:
                 if row is not None:
                     self.update_device(device, row, polled_at)
                     updated += 1
+                elif device.ps_key in result.fail_ps_key_list:
+                    self._fleet.set_unserved(device, polled_at)
         if not ps_ids:
             self._fleet.full_poll_done()
         return updated
