@@ -18,6 +18,7 @@ from sungrow2mqtt.components.fleet import (
     map_realtime_row,
     quota_summary,
 )
+from sungrow2mqtt.components.ratios import RatioPoints
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient, RealtimeResult
 from sungrow2mqtt.isolarcloud.errors import ApiError
 from sungrow2mqtt.model import (
@@ -35,12 +36,14 @@ class CloudJobs:
     """Device discovery, realtime values, faults and the quota, from the cloud into the fleet."""
 
     def __init__(self, client: IsolarCloudClient, catalog: Catalog, fleet: FleetState,
-                 clock: Clock, *, plants: Sequence[int] = ()) -> None:
+                 clock: Clock, *, plants: Sequence[int] = (),
+                 ratios: Optional[RatioPoints] = None) -> None:
         self._client = client
         self._catalog = catalog
         self._fleet = fleet
         self._clock = clock
         self._plants = set(plants)
+        self._ratios = ratios or RatioPoints()
 
     def refresh_devices(self) -> int:
         """Discover plants and devices: 2 paged calls for the whole account (+1 quota call)."""
@@ -113,8 +116,9 @@ class CloudJobs:
     def update_device(self, device: Device, row: Mapping[str, Any], polled_at: dt.datetime
                       ) -> None:
         """One device's realtime row through the catalog into the fleet (and so out)."""
-        specs = self._catalog.enabled(device.device_type)
-        self._fleet.update_values(device, map_realtime_row(specs, row, device.tz, polled_at))
+        specs = self._ratios.specs_for(device, self._catalog.enabled(device.device_type), row)
+        values = map_realtime_row(specs, row, device.tz, polled_at)
+        self._fleet.update_values(device, self._ratios.possible(device, specs, values))
 
     def _realtime_answers(self, devices: List[Device]
                           ) -> Iterator[Tuple[List[Device], RealtimeResult]]:
