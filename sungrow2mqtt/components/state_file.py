@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any, Optional
 
-from sungrow2mqtt.isolarcloud.token_store import atomic_write
+from sungrow2mqtt.isolarcloud.token_store import atomic_write, remove
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,5 @@ class StateFile:
 
     def clear(self) -> None:
         """Forget the stored document."""
-        if self.path is None:
-            return
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("Cannot remove state file %s (%s)", self.path,
-                        exc.strerror or type(exc).__name__)
+        if self.path is not None:
+            remove(self.path, "state file")
