@@ -270,7 +270,7 @@ def _warn_if_over_quota(client: "IsolarCloudClient", calls: int) -> None:
 
     try:
         quota = quota_summary(client.get_open_api_call_info(),
-                              datetime.datetime.now().astimezone().hour)
+                              datetime.datetime.now(datetime.timezone.utc).hour)
     except ApiError:
         quota = {}
     room = [total - used for total, used in ((quota.get("per_hour"), quota.get("this_hour_used")),

@@ -58,6 +58,7 @@ DENIED_FOR = 3600.0                # how long an API refused with E900 is not ca
 # plus the fault query) in one round trip; beyond the gateway's burst (15) calls only queue at
 # the bucket.
 MAX_WORKERS = 8
+NOT_AUTHORISED_ADVICE = "enable it for your application on the developer portal"
 
 T = TypeVar("T")
 Row = Dict[str, Any]
@@ -156,6 +157,7 @@ class IsolarCloudClient:
         self._state_lock = threading.Lock()       # guards the three fields below
         self._token: Optional[str] = None
         self._fresh: Optional[Tuple[str, float]] = None   # our login's token until it serves
+        self._served: Optional[Tuple[str, float]] = None  # the token of the last answered call
         self._denied: Dict[str, Tuple[float, dt.datetime]] = {}   # API -> (clock, UTC) until
         self._pool = CallPool(max_workers)
 
@@ -234,7 +236,8 @@ class IsolarCloudClient:
 
         A refused token (E900/E00003) that was not just issued costs one login and one repeat.
         E900 on a token just issued means this appkey may not call ``service``: ApiNotAuthorised,
-        and ``service`` is refused here without a call for ``denied_for`` seconds.
+        and ``service`` is refused here without a call for ``denied_for`` seconds; tried again
+        after that, E900 while the token answers other calls denies it again without a login.
         """
         self._raise_if_denied(service)
         token, fresh = self._token_for_call()
@@ -243,7 +246,7 @@ class IsolarCloudClient:
         except AuthError as exc:
             if exc.result_code not in TOKEN_REFUSED:
                 raise
-            if fresh:
+            if fresh or (exc.result_code == "E900" and self._denied_again(service, token)):
                 raise self._refused_fresh(service, exc) from None
             token = self._renew(token, service, str(exc.result_code))
             try:
@@ -255,6 +258,8 @@ class IsolarCloudClient:
         with self._state_lock:
             if self._fresh is not None and self._fresh[0] == token:
                 self._fresh = None        # the token has served: from now on it may die
+            self._served = (token, self._clock())
+            self._denied.pop(service, None)
         return response
 
     # -- APIs this appkey may not call ------------------------------------------------------
@@ -265,6 +270,14 @@ class IsolarCloudClient:
             now = self._clock()
             return {api: retry_at for api, (until, retry_at) in self._denied.items()
                     if until > now}
+
+    def _denied_again(self, service: str, token: str) -> bool:
+        """E900 from an API denied before, on a token that has just answered another call: the
+        API is still not authorised, and a login would not tell anything new."""
+        with self._state_lock:
+            return (service in self._denied and self._served is not None
+                    and self._served[0] == token
+                    and self._clock() - self._served[1] < FRESH_TOKEN_SECONDS)
 
     def _refused_fresh(self, service: str, exc: AuthError) -> ApiError:
         """A token just issued was refused: E900 means the API is not authorised."""
@@ -282,12 +295,9 @@ class IsolarCloudClient:
         return error
 
     def _raise_if_denied(self, service: str) -> None:
-        with self._state_lock:
+        with self._state_lock:     # an expired entry stays: the API was denied before
             known = self._denied.get(service)
-            if known is not None and known[0] <= self._clock():
-                del self._denied[service]
-                known = None
-        if known is not None:
+        if known is not None and known[0] > self._clock():
             raise _not_authorised(service, known[1], None)
 
     def _page(self, service: str, params: Mapping[str, Any], page: int) -> Tuple[List[Row], int]:
@@ -564,8 +574,8 @@ def _not_authorised(service: str, retry_at: dt.datetime, serial: Optional[str]
                     ) -> ApiNotAuthorised:
     until = retry_at.isoformat(timespec="seconds")
     return ApiNotAuthorised(
-        f"{service} is not authorised for this appkey: enable it for your application on the "
-        f"developer portal (E900; not called again before {until})",
+        f"{service} is not authorised for this appkey: {NOT_AUTHORISED_ADVICE} (E900; not "
+        f"called again before {until})",
         retry_at=retry_at, endpoint=service, result_code="E900",
         meaning="access has not been authorized for this API", req_serial_num=serial)
 
