@@ -89,8 +89,9 @@ class Service:
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
         self.fleet.listen(self.publisher)     # its first state arrives
         self.requests = RequestApi(self.mqtt, topics)
-        self.cloud_requests = CloudRequests(self.poller, self.requests, clock,
-                                            spacing=polling.min_refresh_spacing)
+        self.cloud_requests = CloudRequests(self.fleet, self.poller, self.requests, clock,
+                                            spacing=polling.min_refresh_spacing,
+                                            api_calls=api_calls)
         self.refresh = Refresh(self.fleet, self.poller, self.jobs.poll_realtime,
                                self.cloud_requests, clock)
         for name, spec in bridge_requests(self.fleet, self.poller, self.jobs, self.publisher,

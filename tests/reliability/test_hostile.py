@@ -194,6 +194,28 @@ def test_a_flood_of_requests_shares_spaced_cloud_calls(sim, shared_broker, base_
         worker.stop()
 
 
+def test_requests_cannot_spend_the_quota_polling_needs(shared_broker, base_topic, tmp_path,
+                                                      probe):
+    with fast_simulator(hourly_quota=50) as cloud:       # requests may spend 10 calls an hour
+        worker = Worker(config_dict(cloud, shared_broker.port, base_topic, tmp_path), tmp_path)
+        try:
+            info = ready(probe, base_topic)
+            plant = info["plants"][0]
+            today = plant_now(cloud, plant["ps_id"]).date()
+            asks = [("history", {"ps_key": plant["ps_key"], "points": [83022],
+                                 "interval": "day", "start": str(day), "end": str(day)})
+                    for day in (today - dt.timedelta(days=n) for n in range(15))]
+            answers = _ask_many(probe, base_topic, asks)
+            assert [a["status"] for a in answers[:10]] == ["ok"] * 10, answers[:10]
+            refused = answers[10:]
+            assert all(a["status"] == "error" and "requests have spent their 10 API calls"
+                       in a["error"] for a in refused), refused
+            assert cloud.call_counts()["getDevicePointsDayMonthYearDataList"] == 10
+            assert worker.service.poller.paused_until() is None    # the cloud never said E999
+        finally:
+            worker.stop()
+
+
 def test_a_history_request_has_a_cost_cap_and_says_what_it_cost(sim, shared_broker, base_topic,
                                                                  tmp_path, probe):
     worker = Worker(config_dict(sim, shared_broker.port, base_topic, tmp_path), tmp_path)
