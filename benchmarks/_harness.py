@@ -126,10 +126,21 @@ class Mosquitto:
         conf = self.workdir / f"mosquitto-{self.port}.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                         f"persistence false\nset_tcp_nodelay {str(self.nodelay).lower()}\n")
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Run mosquitto (again, after :meth:`kill`) on the same port."""
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
-        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies as in a crash or a power cut, with every session."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
@@ -187,10 +198,11 @@ class SimulatorProcess:
         self._control("POST", "reset")
 
     def fail_next(self, count: int, mode: str, code: Optional[str] = None,
-                  delay: Optional[float] = None) -> None:
-        """Make the next ``count`` requests fail as ``mode`` says, to exercise the recovery."""
+                  delay: Optional[float] = None, **more: Any) -> None:
+        """Make the next ``count`` requests fail as ``mode`` says, to exercise the recovery;
+        ``more``: ``size``, ``location``, ``service`` (see the simulator's failure modes)."""
         self._control("POST", "fail", {"count": count, "mode": mode, "code": code,
-                                       "delay": delay})
+                                       "delay": delay, **more})
 
     def add_fault(self, ps_key: str, code: int, name: str, fault_type: int = 1,
                   fault_level: int = 1) -> str:
