@@ -52,6 +52,14 @@ def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     running.stop()
 
 
+@pytest.fixture
+def probe(shared_broker: Broker, base_topic: str) -> Iterator[MqttProbe]:
+    """A probe on the bridge's topics and its discovery configs (``<base>_ha``)."""
+    made = MqttProbe(shared_broker.port, f"{base_topic}/#", f"{base_topic}_ha/#")
+    yield made
+    made.close()
+
+
 def fast_simulator(**kwargs: Any) -> SimulatorServer:
     """A simulator whose gateway bucket does not pace a test's many quick cycles."""
     kwargs.setdefault("burst_capacity", 500)
@@ -104,6 +112,47 @@ class Driven:
 
     def stop(self) -> None:
         self.service.stop()
+
+
+class Worker:
+    """The real service with its worker thread, as ``sungrow2mqtt run`` runs it; the transport
+    retries fast (set before the worker starts)."""
+
+    def __init__(self, config: Dict[str, Any], tmp: Path, *, max_retries: int = 1) -> None:
+        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
+        self.service.client.transport.backoff_base = 0.01
+        self.service.client.transport.max_retries = max_retries
+        self.service.start()
+
+    def alive(self) -> bool:
+        """Whether the worker thread still runs."""
+        return self.service.worker is not None and self.service.worker.is_alive()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Starts bridges with :class:`Worker`; the test's end stops them."""
+    started: List[Worker] = []
+
+    def start(config: Dict[str, Any], **kwargs: Any) -> Worker:
+        started.append(Worker(config, tmp_path, **kwargs))
+        return started[-1]
+    yield start
+    for worker in started:
+        worker.service.stop()
+
+
+@pytest.fixture
+def start_driven(tmp_path: Path) -> Iterator[Callable[..., Driven]]:
+    """Starts bridges driven cycle by cycle (:class:`Driven`); the test's end stops them."""
+    started: List[Driven] = []
+
+    def start(config: Dict[str, Any], tmp: Optional[Path] = None) -> Driven:
+        started.append(Driven(config, tmp or tmp_path))
+        return started[-1]
+    yield start
+    for driven in started:
+        driven.stop()
 
 
 def state_topics(driven: Driven) -> List[str]:

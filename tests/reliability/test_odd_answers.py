@@ -7,21 +7,18 @@ no numbers, names holding half an emoji and types that are not.  Issue 14, findi
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
 from bridge_harness import config_dict
 from conftest import free_port
-from mqtt_probe import MqttProbe
 from reliability_support import (
-    Answer, FakeOpenApi, Raw, ServerUrl, run_cli, shared_broker, traceback_free, write_yaml,
+    Answer, FakeOpenApi, Raw, ServerUrl, Worker, probe, run_cli, shared_broker, start_worker,
+    traceback_free, write_yaml,
 )
-from sungrow2mqtt.config import parse_config
-from sungrow2mqtt.service import Service
 
-__all__ = ["shared_broker"]   # fixture, used by name below
+__all__ = ["probe", "shared_broker", "start_worker"]   # fixtures, used by name below
 
 PLANT = {"ps_id": "5001", "ps_name": "Sunny roof", "ps_type": "5",
          "ps_current_time_zone": "GMT+1", "valid_flag": "1"}
@@ -62,69 +59,51 @@ FLEET: Dict[str, Answer] = {
 
 
 @pytest.fixture
-def probe(shared_broker, base_topic) -> Iterator[MqttProbe]:
-    made = MqttProbe(shared_broker.port, f"{base_topic}/#")
-    yield made
-    made.close()
+def bridge(shared_broker, base_topic, tmp_path, start_worker
+           ) -> Iterator[Callable[..., Worker]]:
+    """Starts a bridge against a hostile server playing ``scenario``; both stop at the end."""
+    servers: List[FakeOpenApi] = []
+
+    def start(scenario: Dict[str, Answer], headers: Optional[Dict[str, str]] = None) -> Worker:
+        servers.append(FakeOpenApi(scenario, headers))
+        return start_worker(config_dict(ServerUrl(servers[-1].url), shared_broker.port,
+                                        base_topic, tmp_path), max_retries=0)
+    yield start
+    for server in servers:
+        server.stop()
 
 
-class Bridge:
-    """The real service with its worker, against ``api``; requests answered by its worker."""
-
-    def __init__(self, api: FakeOpenApi, port: int, base: str, tmp: Path) -> None:
-        config = config_dict(ServerUrl(api.url), port, base, tmp)
-        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
-        self.service.client.transport.backoff_base = 0.01
-        self.service.client.transport.max_retries = 0
-        self.service.start()
-
-    def stop(self) -> None:
-        self.service.stop()
-
-
-def _bridge(scenario: Dict[str, Answer], port: int, base: str, tmp: Path,
-            headers: Optional[Dict[str, str]] = None) -> Iterator[Bridge]:
-    api = FakeOpenApi(scenario, headers)
-    bridge = Bridge(api, port, base, tmp)
-    try:
-        yield bridge
-    finally:
-        bridge.stop()
-        api.stop()
-
-
-def test_requests_are_answered_whatever_the_cloud_answers(shared_broker, base_topic, tmp_path,
-                                                          probe):
+def test_requests_are_answered_whatever_the_cloud_answers(base_topic, probe, bridge):
     scenario = dict(FLEET, **{
         "getDevicePointsDayMonthYearDataList": lambda body: {"5001_11_0_0": ["no", "series"]},
         "getDevicePointMinuteDataList": lambda body: {"5001_11_0_0": 42},
         "getOpenApiCallInfo": _after_first({}, Raw(NESTED)),     # the start's call goes well
     })
-    for bridge in _bridge(scenario, shared_broker.port, base_topic, tmp_path):
-        probe.wait_topic(f"{base_topic}/5001_11_0_0")
-        history = {"ps_key": "5001_11_0_0", "points": [83022]}
-        day = probe.request(base_topic, "history", dict(history, interval="day",
-                                                        start="2026-11-01", end="2026-11-02"))
-        assert day["status"] == "ok" and day["data"]["series"] == {"daily_yield": []}, day
-        minute = probe.request(base_topic, "history", dict(
-            history, interval="minute", start="2026-11-01T10:00", end="2026-11-01T11:00"))
-        assert minute["status"] in ("ok", "error"), minute     # answered, either way
-        quota = probe.request(base_topic, "quota", {})
-        assert quota["status"] == "error", quota
-        assert bridge.service.worker is not None and bridge.service.worker.is_alive()
+    worker = bridge(scenario)
+    probe.wait_topic(f"{base_topic}/5001_11_0_0")
+    history = {"ps_key": "5001_11_0_0", "points": [83022]}
+    day = probe.request(base_topic, "history", dict(history, interval="day",
+                                                    start="2026-11-01", end="2026-11-02"))
+    assert day["status"] == "ok" and day["data"]["series"] == {"daily_yield": []}, day
+    minute = probe.request(base_topic, "history", dict(
+        history, interval="minute", start="2026-11-01T10:00", end="2026-11-01T11:00"))
+    assert minute["status"] in ("ok", "error"), minute     # answered, either way
+    quota = probe.request(base_topic, "quota", {})
+    assert quota["status"] == "error", quota
+    assert worker.alive()
 
 
 @pytest.mark.parametrize("remaining", ["inf", "NaN", "-1e400", "9" * 400])
 def test_a_rate_limit_header_that_is_no_number_leaves_no_request_unanswered(
-        remaining, shared_broker, base_topic, tmp_path, probe):
+        remaining, base_topic, probe, bridge):
     headers = {"X-Ratelimit-Remaining": remaining, "X-Ratelimit-Replenish-Rate": remaining,
                "X-Ratelimit-Burst-Capacity": remaining}
-    for bridge in _bridge(FLEET, shared_broker.port, base_topic, tmp_path, headers):
-        probe.wait_topic(f"{base_topic}/bridge/info", check=lambda d: json.loads(d)[
-            "last_poll"]["faults"]["outcome"] is not None)
-        answer = probe.request(base_topic, "quota", {})
-        assert answer["status"] in ("ok", "error"), answer
-        assert bridge.service.worker is not None and bridge.service.worker.is_alive()
+    worker = bridge(FLEET, headers)
+    probe.wait_topic(f"{base_topic}/bridge/info", check=lambda d: json.loads(d)[
+        "last_poll"]["faults"]["outcome"] is not None)
+    answer = probe.request(base_topic, "quota", {})
+    assert answer["status"] in ("ok", "error"), answer
+    assert worker.alive()
 
 
 @pytest.mark.parametrize("odd", ["surrogate-names", "device-type-text", "nested-quota"])

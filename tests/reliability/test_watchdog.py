@@ -14,7 +14,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -40,30 +40,33 @@ class FakeSystemd:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
 
+    def _next(self, deadline: float) -> Optional[str]:
+        """The next message, or None when none comes before ``deadline`` (monotonic)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        self.sock.settimeout(remaining)
+        try:
+            return self.sock.recv(4096).decode()
+        except socket.timeout:
+            return None
+
     def receive(self, timeout: float) -> List[str]:
         """Every message that arrives within ``timeout`` seconds (none: an empty list)."""
-        found: List[str] = []
         deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            self.sock.settimeout(remaining)
-            try:
-                found.append(self.sock.recv(4096).decode())
-            except socket.timeout:
-                break
+        found: List[str] = []
+        while (message := self._next(deadline)) is not None:
+            found.append(message)
         return found
 
     def wait_for(self, message: str, timeout: float = 20.0) -> List[str]:
         """What arrived up to and including ``message``."""
-        found: List[str] = []
         deadline = time.monotonic() + timeout
+        found: List[str] = []
         while message not in found:
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"no {message} from the service; got {found[-5:]}"
-            self.sock.settimeout(remaining)
-            try:
-                found.append(self.sock.recv(4096).decode())
-            except socket.timeout:
-                continue
+            arrived = self._next(deadline)
+            assert arrived is not None, f"no {message} from the service; got {found[-5:]}"
+            found.append(arrived)
         return found
 
     def drain(self) -> List[str]:
