@@ -10,6 +10,8 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
+import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
@@ -37,6 +39,45 @@ SUBSCRIBE_TOPICS = {TOPICS.state("+"), TOPICS.faults("+"), TOPICS.response("refr
                     TOPICS.bridge_state}
 PUBLISH_TOPICS = {TOPICS.request("refresh")}
 PLANT_KEY = f"1563218_{PLANT_DEVICE_TYPE}_0_0"
+
+
+# -- Python package ----------------------------------------------------------------------------
+
+SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+
+
+def test_wheel_builds_through_pyproject_without_the_legacy_path(tmp_path: Path) -> None:
+    """pip builds through the PEP 517 backend (no setup.py deprecation warning) and the wheel
+    says which Pythons it supports. Uses the package index (as CI's install step does)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.cfg", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "sungrow2mqtt", source / "sungrow2mqtt",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w",
+                             str(tmp_path / "dist"), str(source)],
+                            capture_output=True, text=True, check=False, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "DEPRECATION" not in output and "setup.py install" not in output, output
+    [wheel] = (tmp_path / "dist").glob("sungrow2mqtt-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = archive.read(name).decode("utf-8")
+        assert "sungrow2mqtt/catalog/data/inverter.yaml" in archive.namelist()
+        assert "sungrow2mqtt/data/config.yaml.example" in archive.namelist()
+    assert "Requires-Python: >=3.10" in metadata
+    for version in SUPPORTED_PYTHONS:
+        assert f"Classifier: Programming Language :: Python :: {version}" in metadata
+    assert re.search(r"^Requires-Dist: amqtt.*; extra == \"demo\"", metadata, re.MULTILINE)
+
+
+def test_readme_and_ci_name_the_supported_pythons() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"Python {SUPPORTED_PYTHONS[0]}+" in readme and "3.9" not in readme
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"PYTHONS=\"{SUPPORTED_PYTHONS[0]} {SUPPORTED_PYTHONS[-1]}\"" in ci
 
 
 # -- Node-RED flow ------------------------------------------------------------------------------
@@ -460,3 +501,59 @@ def test_compose_documents_the_container_config() -> None:
     assert "token_file: /data/token.json" in text
     assert "host: mosquitto" in text
     assert "${SUNGROW_PASSWORD}" in text and "SUNGROW_PASSWORD=" in text
+
+
+# -- .ci/run ------------------------------------------------------------------------------------
+
+FAKE_TEST_COMMAND = (
+    # stands in for "make .venv, install, run pytest": records the Python it ran on
+    "mkdir -p .venv/bin && ln -sf \"$(command -v python3)\" .venv/bin/python"
+    " && printf 'pip() { :; }; ruff() { :; }; mypy() { :; }\\n' > .venv/bin/activate"
+    " && python3 -c 'import sys; print(\"RAN ON %d.%d\" % sys.version_info[:2])'"
+    " && exit ${FAKE_RC:-0}")
+
+
+def run_ci(tmp_path: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """.ci/run in a copy of the project whose README test command is FAKE_TEST_COMMAND."""
+    project = tmp_path / "project"
+    (project / ".ci").mkdir(parents=True)
+    shutil.copy(ROOT / ".ci" / "run", project / ".ci" / "run")
+    (project / "README.md").write_text(
+        "<!-- test-command: .ci/run runs the command in the next code block -->\n```sh\n"
+        + FAKE_TEST_COMMAND + "\n```\n", encoding="utf-8")
+    return subprocess.run(["bash", str(project / ".ci" / "run")], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=project,
+                          env={"HOME": str(tmp_path), "PATH": env.pop("PATH"), **env})
+
+
+def test_ci_runs_the_readme_command_on_the_oldest_and_newest_python(tmp_path: Path) -> None:
+    import os
+
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    if not (list(pyenv.glob("versions/3.10.*")) and list(pyenv.glob("versions/3.13.*"))):
+        pytest.skip("pyenv's Python 3.10 and 3.13 are not installed here")
+    result = run_ci(tmp_path, {"PATH": os.environ["PATH"], "PYENV_ROOT": str(pyenv)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.findall(r"^RAN ON (.*)$", result.stdout, re.MULTILINE) == ["3.10", "3.13"]
+    assert "WARNING" not in result.stderr
+
+
+def test_ci_falls_back_with_a_warning_when_a_python_is_missing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)   # no python3.10, no python3.13, no pyenv
+    path = f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin"
+    result = run_ci(tmp_path, {"PATH": path, "PYENV_ROOT": str(tmp_path / "no-pyenv")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = re.findall(r"^RAN ON (.*)$", result.stdout, re.MULTILINE)
+    assert ran == ["%d.%d" % sys.version_info[:2]]        # the default Python, once
+    assert "Python 3.10 is not installed" in result.stderr
+    assert "3.13 is NOT tested" in result.stderr
+
+
+def test_ci_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
+    import os
+
+    result = run_ci(tmp_path, {"PATH": os.environ["PATH"], "FAKE_RC": "5"})
+    assert result.returncode != 0
+    assert "collected no tests" in result.stderr
