@@ -71,8 +71,9 @@ def describe_error(exc: BaseException) -> str:
 # -- commands -----------------------------------------------------------------------------------
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
-    """Log in and list plants, devices and the call quota."""
+    """Log in and list plants, devices and the call quota; then connect to the broker."""
     from sungrow2mqtt.catalog import load_catalog
+    from sungrow2mqtt.mqtt import check_broker
     from sungrow2mqtt.service import make_client
 
     catalog = load_catalog(config.points.catalog)
@@ -101,6 +102,7 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         print(f"API calls made by this check: {client.transport.stats.total}")
     finally:
         client.close()
+    print(f"\nMQTT:     broker {check_broker(config.mqtt)}: connected", flush=True)
     return EXIT_OK
 
 
@@ -283,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
               "sungrow2mqtt run -c /etc/sungrow2mqtt/config.yaml", [with_config])
     run.add_argument("--once", action="store_true",
                      help="one full cycle, wait for the broker's acknowledgements, exit")
-    add("check", cmd_check, "log in and list plants, devices and the call quota",
+    add("check", cmd_check, "log in, list plants, devices and the call quota, test the broker",
         "sungrow2mqtt check -c config.yaml", [with_config])
     points = add("points", cmd_points, "print a device type's open points as catalog YAML",
                  "sungrow2mqtt points -c config.yaml --device-type 14 > my_points.yaml",

@@ -9,14 +9,20 @@ import json
 import re
 import shlex
 import shutil
+import os
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
+import paho.mqtt.client as paho
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from conftest import free_port, mosquitto_binary, wait_for_port
 
 from sungrow2mqtt.commands import parse_request
 from sungrow2mqtt.discovery import Topics
@@ -496,6 +502,48 @@ def test_compose_mosquitto_config_is_persistent(compose: dict) -> None:
     assert any(v.endswith(":/mosquitto/data") for v in mosquitto["volumes"])
 
 
+def test_compose_mosquitto_config_runs_and_drops_oversized_messages(
+        compose: dict, tmp_path: Path) -> None:
+    """The example's broker config as mosquitto reads it: a message over its max_packet_size
+    is dropped at the broker, a normal one is delivered."""
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    conf = compose["configs"]["mosquitto_conf"]["content"]
+    limit = int(re.search(r"^max_packet_size (\d+)$", conf, re.MULTILINE).group(1))
+    port = free_port()
+    conf = conf.replace("listener 1883", f"listener {port} 127.0.0.1")
+    conf = conf.replace("/mosquitto/data/", f"{tmp_path}/").replace("log_dest stdout", "")
+    if os.geteuid() == 0:      # else mosquitto drops to a user that cannot write to tmp_path
+        conf += "user root\n"
+    (tmp_path / "mosquitto.conf").write_text(conf)
+    broker = subprocess.Popen([binary, "-c", str(tmp_path / "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    received: List[int] = []
+    subscriber = paho.Client(CallbackAPIVersion.VERSION2, client_id="sub")
+    subscriber.on_message = lambda c, u, m: received.append(len(m.payload))
+    try:
+        wait_for_port(port)
+        subscriber.connect("127.0.0.1", port)
+        subscriber.subscribe("t/#", qos=1)
+        subscriber.loop_start()
+        for size in (limit + 1, 100):
+            publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub{size}")
+            publisher.connect("127.0.0.1", port)
+            publisher.loop_start()
+            publisher.publish("t/x", b"x" * size, qos=0).wait_for_publish(10)   # written out
+            publisher.disconnect()
+            publisher.loop_stop()
+        deadline = time.monotonic() + 10
+        while len(received) < 2 and 100 not in received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        subscriber.loop_stop()
+        broker.terminate()
+        broker.wait(timeout=10)
+    assert received == [100]
+
+
 def test_compose_documents_the_container_config() -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     assert "token_file: /data/token.json" in text
@@ -527,8 +575,6 @@ def run_ci(tmp_path: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_ci_runs_the_readme_command_on_the_oldest_and_newest_python(tmp_path: Path) -> None:
-    import os
-
     pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
     if not (list(pyenv.glob("versions/3.10.*")) and list(pyenv.glob("versions/3.13.*"))):
         pytest.skip("pyenv's Python 3.10 and 3.13 are not installed here")
@@ -552,8 +598,6 @@ def test_ci_falls_back_with_a_warning_when_a_python_is_missing(tmp_path: Path) -
 
 
 def test_ci_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
-    import os
-
     result = run_ci(tmp_path, {"PATH": os.environ["PATH"], "FAKE_RC": "5"})
     assert result.returncode != 0
     assert "collected no tests" in result.stderr
