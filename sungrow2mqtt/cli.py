@@ -177,7 +177,7 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
 
     from sungrow2mqtt.catalog import load_catalog
     from sungrow2mqtt.commands import BadRequest, parse_request
-    from sungrow2mqtt.history import fetch_history_range
+    from sungrow2mqtt.history import fetch_history_range, split_range
     from sungrow2mqtt.model import device_from_row, plant_from_row
     from sungrow2mqtt.service import make_client
 
@@ -185,7 +185,8 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
                "end": args.end, "interval": args.interval}
     try:
         params = parse_request("history", json.dumps(request).encode()).params
-    except BadRequest as exc:
+        split_range(args.interval, args.start, args.end)       # dates readable and in order
+    except (BadRequest, ValueError) as exc:
         fail(str(exc))
         return EXIT_CONFIG
     catalog = load_catalog(config.points.catalog)
@@ -203,10 +204,17 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
             {"ps_key": args.ps_key, "device_type": device_type}, plant,
             catalog.device_type_name(device_type))
 
+        terminal = sys.stderr.isatty()
+
         def progress(done: int, total: int) -> None:
+            """One updating line on a terminal; one line per window in a log or a pipe."""
             if total > 1:
-                print(f"\rdownloading window {done}/{total}", end="" if done < total else "\n",
-                      file=sys.stderr, flush=True)
+                line = f"downloading window {done}/{total}"
+                if terminal:
+                    print("\r" + line, end="" if done < total else "\n", file=sys.stderr,
+                          flush=True)
+                else:
+                    print(line, file=sys.stderr, flush=True)
         result = fetch_history_range(client, catalog, device, params, progress)
     finally:
         client.close()

@@ -43,7 +43,10 @@ def test_history_day_csv_and_json(tmp_path, fmt):
                          f"{plant.ps_id}_11_0_0", "--points", "83022,83024", "--from", start,
                          "--to", end, "--interval", "day", "--format", fmt, env=ENV)
         assert result.returncode == 0, result.stderr
-        assert "window 2/2" in result.stderr            # 121 days -> two 100-day windows
+        # 121 days -> two 100-day windows; not a terminal: one line each, no carriage returns
+        assert [line for line in result.stderr.splitlines() if "window" in line] == [
+            "downloading window 1/2", "downloading window 2/2"]
+        assert "\r" not in result.stderr
         assert sim.call_counts()["getDevicePointsDayMonthYearDataList"] == 2
     if fmt == "json":
         data = json.loads(result.stdout)
@@ -69,6 +72,25 @@ def test_history_minute_window_and_bad_input(tmp_path):
         bad = run_cli("history", "-c", path, "--ps-key", "nonsense", "--points", "1",
                       "--from", "2026", "--to", "2026", "--interval", "year", env=ENV)
         assert bad.returncode == 2 and "ps_key must look like" in bad.stderr
+
+
+@pytest.mark.parametrize("interval,start,end", [
+    ("day", "2026-11-24", "2026-11-01"),
+    ("month", "2026-11", "2026-01"),
+    ("minute", "2026-11-24T12:00", "2026-11-24T06:00"),
+    ("minute", "2026-11-24T06:00", "2026-11-24T06:00"),
+])
+def test_history_reversed_range_is_a_clear_error(tmp_path, interval, start, end):
+    with SimulatorServer() as sim:
+        result = run_cli("history", "-c", str(write_config(tmp_path, sim.url)), "--ps-key",
+                         f"{sim.fleet.plants[0].ps_id}_11_0_0", "--points", "83022", "--from",
+                         start, "--to", end, "--interval", interval, env=ENV)
+        calls = sum(sim.call_counts().values())
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert f"start: {start!r} must come before end {end!r}" in line
+    assert calls == 0                                   # refused before calling the cloud
 
 
 def test_health_reflects_the_status_file(tmp_path, broker):
