@@ -135,8 +135,13 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     server = SimulatorServer(args.host, args.port, encrypted=args.encrypted)
     server.start()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stopped_by: List[int] = []
+
+    def stop_on(signum: int, frame: Any) -> None:
+        stopped_by.append(signum)
+        stop.set()
+    signal.signal(signal.SIGTERM, stop_on)
+    signal.signal(signal.SIGINT, stop_on)
     if args.public_key_file and server.public_key:
         with open(args.public_key_file, "w", encoding="ascii") as handle:
             handle.write(server.public_key + "\n")
@@ -148,7 +153,7 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
         stop.wait()
     finally:
         server.stop()
-    return EXIT_OK
+    return EXIT_INTERRUPTED if signal.SIGINT in stopped_by else EXIT_OK
 
 
 def cmd_init(args: argparse.Namespace, config: Optional[Config]) -> int:

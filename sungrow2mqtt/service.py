@@ -45,6 +45,7 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.stop_event = threading.Event()
+        self.stopped_by: Optional[int] = None      # the signal that stopped run_forever
         self.catalog = load_catalog(config.points.catalog)
         self.client = make_client(config.isolarcloud, stop_event=self.stop_event)
         topics = Topics(config.mqtt.base_topic, config.homeassistant.prefix)
@@ -75,7 +76,8 @@ class Service:
             self.client.close()
 
     def run_forever(self) -> int:
-        """Poll until SIGTERM/SIGINT, then publish ``offline`` and return 0."""
+        """Poll until SIGTERM/SIGINT, then publish ``offline``; 0 for SIGTERM (a normal stop
+        by systemd or Docker), 130 for SIGINT (Ctrl-C, as a shell reports it)."""
         self._install_signal_handlers()
         self.mqtt.start()
         worker = threading.Thread(target=self.bridge.run_forever, name="bridge", daemon=True)
@@ -87,11 +89,12 @@ class Service:
         self.bridge.publish_info()        # the status file now says "not connected"
         worker.join(timeout=1.0)
         self.client.close()
-        return 0
+        return 130 if self.stopped_by == signal.SIGINT else 0
 
     def _install_signal_handlers(self) -> None:
         def stop(signum: int, frame: Any) -> None:
             log.info("Received %s", signal.Signals(signum).name)
+            self.stopped_by = signum
             self.stop_event.set()
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

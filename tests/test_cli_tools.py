@@ -5,17 +5,42 @@ import csv
 import io
 import json
 import os
+import re
+import signal
 import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import free_port, wait_for_port
+from mqtt_probe import MqttProbe
 from sungrow2mqtt.config import load_config
 from sungrow2mqtt.simulator import SimulatorServer
 from test_cli import ENV, run_cli, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+# What Python and asyncio print when a program is torn down untidily.
+NOISE = ("Traceback", "Task was destroyed", "Exception ignored", "Event loop is closed",
+         "was never awaited", "asyncio")
+
+
+def bridge_config(tmp_path, sim, broker, base_topic="s2m_cli"):
+    path = write_config(tmp_path, sim.url, mqtt_port=broker.port,
+                        token_file=str(tmp_path / "state" / "token.json"))
+    data = yaml.safe_load(path.read_text())
+    data["mqtt"]["base_topic"] = base_topic
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "sungrow2mqtt", *args],
+                            env={**os.environ, **ENV}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
 
 
 def test_init_prints_the_example_and_writes_a_private_file(tmp_path):
@@ -117,7 +142,50 @@ def test_health_reflects_the_status_file(tmp_path, broker):
             process.terminate()
             process.wait(10)
         after = run_cli("health", "-c", str(path), env=ENV)
-        assert after.returncode == 1 and "not connected" in after.stdout
+        assert after.returncode == 1 and "is not running" in after.stdout
+
+
+def test_health_is_unhealthy_once_run_once_has_exited(tmp_path, broker):
+    with SimulatorServer() as sim:
+        path = bridge_config(tmp_path, sim, broker)
+        once = run_cli("run", "--once", "-c", str(path), env=ENV)
+        assert once.returncode == 0, once.stderr
+    status = json.loads((tmp_path / "state" / "status.json").read_text())
+    assert status["mqtt_connected"] is True          # what it last wrote while running...
+    result = run_cli("health", "-c", str(path), env=ENV)
+    assert result.returncode == 1, result.stdout     # ...but nothing runs any more
+    assert f"(pid {status['pid']}) is not running" in result.stdout
+
+
+def test_ctrl_c_exits_130_sigterm_exits_0(tmp_path, broker):
+    """The README's exit-code table: 130 interrupted (Ctrl-C = SIGINT); SIGTERM is a normal
+    stop (systemd, Docker) and exits 0. Both publish offline."""
+    table = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "**130** interrupted (Ctrl-C)" in table and "SIGTERM" in table
+    with SimulatorServer() as sim:
+        for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 0)):
+            base = f"s2m_exit_{signum}"
+            probe = MqttProbe(broker.port, f"{base}/bridge/state")
+            try:
+                process = start("run", "-c", str(bridge_config(tmp_path, sim, broker, base)))
+                probe.wait_topic(f"{base}/bridge/state", 30, check=lambda d: d == b"online")
+                process.send_signal(signum)
+                _, err = process.communicate(timeout=30)
+                probe.wait_topic(f"{base}/bridge/state", 10, check=lambda d: d == b"offline")
+            finally:
+                probe.close()
+            assert process.returncode == expected, err
+            assert "Traceback" not in err
+
+
+def test_simulate_ctrl_c_exits_130():
+    port = free_port()
+    process = start("simulate", "--port", str(port))
+    wait_for_port(port)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
 
 
 def test_demo_runs_and_shows_readable_values(broker):
@@ -129,9 +197,27 @@ def test_demo_runs_and_shows_readable_values(broker):
     assert "battery_soc=" in result.stdout and " %" in result.stdout
 
 
-def test_demo_with_the_embedded_broker(tmp_path):
+def test_demo_with_the_embedded_broker_delivers_and_stops_quietly_on_ctrl_c():
+    """The embedded broker (amqtt) delivers the bridge's messages on every supported Python
+    (.ci/run runs this on the oldest and the newest), and Ctrl-C ends it without asyncio noise."""
     pytest.importorskip("amqtt")
-    result = subprocess.run([sys.executable, "-m", "sungrow2mqtt", "demo", "--duration", "6"],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "(embedded)" in result.stdout and "bridge/state → online" in result.stdout
+    process = start("demo")
+    lines = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if re.search(r"_11_0_0 → .*kWh", line) or not line:
+                break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    out = "".join(lines) + out
+    assert "(embedded)" in out and "bridge/state → online" in out, out + err
+    assert re.search(r"_11_0_0 → .*kWh", out), out          # states went through the broker
+    assert process.returncode == 130, err
+    noise = [line for line in err.splitlines() if any(word in line for word in NOISE)]
+    assert not noise, err

@@ -321,6 +321,60 @@ def test_env_example_covers_the_config_secrets() -> None:
     assert referenced <= env_keys, referenced - env_keys
 
 
+def readme_systemd_steps() -> List[str]:
+    """The command lines of README.md's systemd block (after its "systemd-steps" marker)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- systemd-steps", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_unit_comment_repeats_the_readme_steps() -> None:
+    comments = [line[1:].strip() for line in UNIT.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    for step in readme_systemd_steps():
+        assert step in comments, step
+
+
+def test_readme_systemd_steps_leave_a_config_the_dynamic_user_can_read(tmp_path: Path) -> None:
+    """Run README's steps with /etc moved into tmp_path (no venv, pip, editor or systemctl):
+    the service's transient user is neither owner nor group, so only "other" bits count."""
+    etc = tmp_path / "etc" / "sungrow2mqtt"
+    cli = f"{shlex.quote(sys.executable)} -m sungrow2mqtt"
+    script = []
+    for step in readme_systemd_steps():
+        if re.search(r"-m venv|pip install|nano |systemctl|journalctl|/etc/systemd", step):
+            continue
+        step = step.removeprefix("sudo ").replace("/opt/sungrow2mqtt/venv/bin/sungrow2mqtt", cli)
+        script.append(step.replace("/etc/sungrow2mqtt", str(etc)))
+    result = subprocess.run(["bash", "-euc", "\n".join(script)], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    config, env = etc / "config.yaml", etc / "env"
+    assert etc.stat().st_mode & 0o005 == 0o005, "the directory must let others in (o+rx)"
+    assert config.stat().st_mode & 0o004, "the dynamic user must be able to read config.yaml"
+    assert config.stat().st_mode & 0o777 == 0o644
+    assert env.stat().st_mode & 0o777 == 0o600, "the secrets stay root-only"
+    # the config holds references, the env file the values; together they load
+    values = dict(line.split("=", 1) for line in env.read_text().splitlines()
+                  if line and not line.startswith("#"))
+    from sungrow2mqtt.config import load_config
+    loaded = load_config(config, environ={**values, "SUNGROW_USERNAME": "me@example.com"})
+    assert str(loaded.isolarcloud.token_file) == "/var/lib/sungrow2mqtt/token.json"
+    for secret in values.values():
+        assert secret not in config.read_text()
+
+
+def test_unit_reads_what_the_readme_steps_write(unit: Dict[str, List[Tuple[str, str]]]) -> None:
+    steps = "\n".join(readme_systemd_steps())
+    assert "-c /etc/sungrow2mqtt/config.yaml" in last(unit, "Service", "ExecStart")
+    assert "init -o /etc/sungrow2mqtt/config.yaml" in steps
+    assert values(unit, "Service", "EnvironmentFile") == ["-/etc/sungrow2mqtt/env"]
+    assert "/etc/sungrow2mqtt/env" in steps
+    state = last(unit, "Service", "StateDirectory")
+    assert f"token_file: /var/lib/{state}/token.json" in steps
+    assert f"systemd/{UNIT.name} /etc/systemd/system/" in steps
+
+
 def _systemd_analyze() -> str:
     path = shutil.which("systemd-analyze")
     if path is None:
