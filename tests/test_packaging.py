@@ -189,6 +189,50 @@ def test_flow_function_nodes_are_valid_javascript(flow: List[dict], tmp_path: Pa
         assert result.returncode == 0, f"{fn['name']}: {result.stderr}"
 
 
+def test_flow_alert_names_the_fault_code_the_bridge_publishes(
+        flow: List[dict], broker, tmp_path: Path) -> None:
+    """A fault raised in the simulator, published by a real `run --once`, turned into the alert
+    line by the flow's own JavaScript: it shows the fault code its README promises, not the
+    id of the fault record."""
+    from mqtt_probe import MqttProbe
+    from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, SimulatorServer
+
+    node_bin = shutil.which("node")
+    if node_bin is None:
+        pytest.skip("node is not installed")
+    [alert] = [n for n in nodes_of(flow, "function") if n["name"] == "alert message"]
+    with SimulatorServer() as sim:
+        ps_key = next(d.ps_key for d in sim.fleet.devices() if d.ps_key.split("_")[1] == "14")
+        record_id = sim.add_fault(ps_key, 518, "Grid overvoltage")
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "isolarcloud": {"server": sim.url, "appkey": DEFAULT_CREDENTIALS.appkey,
+                            "access_key": DEFAULT_CREDENTIALS.access_key,
+                            "username": DEFAULT_CREDENTIALS.username,
+                            "password": DEFAULT_CREDENTIALS.password, "token_file": None},
+            "mqtt": {"host": "127.0.0.1", "port": broker.port}}))
+        config.chmod(0o600)
+        once = subprocess.run([sys.executable, "-m", "sungrow2mqtt", "run", "--once", "-c",
+                               str(config)], capture_output=True, text=True, timeout=120)
+        assert once.returncode == 0, once.stderr
+    topic = TOPICS.faults(ps_key)
+    probe = MqttProbe(broker.port, topic)
+    try:
+        payload = probe.wait_topic(topic, 15)
+    finally:
+        probe.close()
+    script = tmp_path / "alert.js"
+    script.write_text(
+        "const node = {warn: () => {}, status: () => {}};\n"
+        f"const msg = {{topic: {json.dumps(topic)}, payload: {payload.decode()}}};\n"
+        "const out = (function (msg, node) {\n" + alert["func"] + "\n})(msg, node);\n"
+        "process.stdout.write(out.payload);\n", encoding="utf-8")
+    result = subprocess.run([node_bin, str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"{ps_key}: 1 open fault(s): Grid overvoltage (code 518," in result.stdout
+    assert record_id not in result.stdout
+
+
 def test_flow_readme_names_every_topic() -> None:
     text = FLOW_README.read_text(encoding="utf-8")
     for topic in SUBSCRIBE_TOPICS | PUBLISH_TOPICS:
