@@ -38,7 +38,7 @@ from sungrow2mqtt.model import (
 )
 from sungrow2mqtt.mqtt import MqttConnection
 from sungrow2mqtt.quota import calls_per_hour, fastest_safe_interval
-from sungrow2mqtt.commands import BadRequest, Request, parse_request
+from sungrow2mqtt.commands import MAX_PAYLOAD_BYTES, BadRequest, Request, parse_request
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,8 @@ class Bridge:
 
     def attach(self) -> None:
         """Subscribe to requests, HA's birth and our own retained discovery configs."""
-        self.mqtt.subscribe(self.topics.request("+"), self.on_request)
+        self.mqtt.subscribe(self.topics.request("+"), self.on_request,
+                            max_payload=MAX_PAYLOAD_BYTES, on_oversized=self._on_oversized_request)
         self.mqtt.on_connected.append(self.publish_all)
         if self.config.homeassistant.discovery:
             self.mqtt.subscribe(self.config.homeassistant.status_topic, self._on_ha_status)
@@ -163,6 +164,12 @@ class Bridge:
         except queue.Full:
             self.respond(request.name, error="too many requests queued; try again later",
                          transaction=request.transaction)
+
+    def _on_oversized_request(self, topic: str, size: int) -> None:
+        """Answer a request the MQTT layer refused unread: no valid request is that large."""
+        refused = BadRequest(topic.rsplit("/", 1)[-1],
+                             f"payload too large ({size} bytes, at most {MAX_PAYLOAD_BYTES})")
+        self.respond(refused.name, error=str(refused))
 
     def respond(self, name: str, *, data: Optional[Mapping[str, Any]] = None,
                 error: Optional[str] = None, transaction: Any = None) -> None:
