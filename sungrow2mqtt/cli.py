@@ -132,16 +132,17 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     """Serve the built-in Open API simulator until interrupted."""
     from sungrow2mqtt.simulator import SimulatorServer, config_block
 
-    server = SimulatorServer(args.host, args.port, encrypted=args.encrypted)
-    server.start()
     stop = threading.Event()
     stopped_by: List[int] = []
 
     def stop_on(signum: int, frame: Any) -> None:
         stopped_by.append(signum)
         stop.set()
+    # before the server starts: a signal that comes while it starts up must not be lost
     signal.signal(signal.SIGTERM, stop_on)
     signal.signal(signal.SIGINT, stop_on)
+    server = SimulatorServer(args.host, args.port, encrypted=args.encrypted)
+    server.start()
     if args.public_key_file and server.public_key:
         with open(args.public_key_file, "w", encoding="ascii") as handle:
             handle.write(server.public_key + "\n")

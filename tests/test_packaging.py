@@ -629,7 +629,10 @@ def test_compose_mosquitto_config_runs_and_drops_oversized_messages(
             publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub{size}")
             publisher.connect("127.0.0.1", port)
             publisher.loop_start()
-            publisher.publish("t/x", b"x" * size, qos=0).wait_for_publish(10)   # written out
+            try:
+                publisher.publish("t/x", b"x" * size, qos=0).wait_for_publish(10)  # written out
+            except RuntimeError:      # the broker may cut the connection while it is sent
+                assert size > limit
             publisher.disconnect()
             publisher.loop_stop()
         deadline = time.monotonic() + 10
