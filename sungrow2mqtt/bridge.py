@@ -286,7 +286,7 @@ class Bridge:
         self._announce(discovery.bridge_configs(self.topics))
         for device in devices.values():
             if self.catalog.enabled(device.device_type):
-                self._announce(dict([discovery.problem_config(device, self.topics)]))
+                self._announce(discovery.device_configs(device, self.topics))
         log.info("Bridging %d plant(s) with %d device(s)", len(plants), len(devices) - len(plants))
         self.publish_info()
 

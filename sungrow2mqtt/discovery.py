@@ -3,6 +3,10 @@
 No I/O here, so every rule of Home Assistant's schema can be unit-tested.  Topic ids are limited to
 ``[a-zA-Z0-9_-]``; every payload carries ``origin``, a ``device`` block with ``identifiers`` and the
 bridge's availability topic.
+
+Entity ids: HA 2025.10 replaced ``object_id`` by ``default_entity_id`` (``<component>.<id>``) and
+HA 2026.4 ignores ``object_id``; every payload sends both with the same id, so old and new HA
+give the same entity ids.
 """
 from __future__ import annotations
 
@@ -87,11 +91,16 @@ def node_id_of_plant(device: Device) -> str:
     return "sungrow2mqtt_" + device.plant_ps_key
 
 
-def _common(device: Device, topics: Topics, key: str, name: str) -> Payload:
+def _entity_id_keys(component: str, object_id: str) -> Payload:
+    """``object_id`` for HA before 2025.10 and ``default_entity_id`` for later ones."""
+    return {"object_id": object_id, "default_entity_id": f"{component}.{object_id}"}
+
+
+def _common(device: Device, topics: Topics, component: str, key: str, name: str) -> Payload:
     return {
         "name": name,
         "unique_id": f"{node_id(device)}_{key}",
-        "object_id": f"{device.object_prefix}_{key}",
+        **_entity_id_keys(component, f"{device.object_prefix}_{key}"),
         "availability": [{"topic": topics.bridge_state}],
         "device": device_block(device, topics),
         "origin": ORIGIN,
@@ -100,7 +109,7 @@ def _common(device: Device, topics: Topics, key: str, name: str) -> Payload:
 
 def sensor_config(device: Device, spec: PointSpec, topics: Topics) -> Tuple[str, Payload]:
     """Discovery topic and payload of one catalog point of one device."""
-    payload = _common(device, topics, spec.key, spec.name)
+    payload = _common(device, topics, "sensor", spec.key, spec.name)
     payload.update({
         "state_topic": topics.state(device.ps_key),
         "value_template": "{{ value_json.%s }}" % spec.key,
@@ -116,14 +125,14 @@ def sensor_config(device: Device, spec: PointSpec, topics: Topics) -> Tuple[str,
     payload.update({k: v for k, v in optional.items() if v is not None})
     if spec.options:
         payload["options"] = sorted(set(spec.options.values()))
-    if not spec.enabled:
-        payload["enabled_by_default"] = False
+    if spec.enabled is not True:
+        payload["enabled_by_default"] = False   # optional tier: polled, switched on in HA
     return topics.config("sensor", node_id(device), spec.key), payload
 
 
 def problem_config(device: Device, topics: Topics) -> Tuple[str, Payload]:
     """A ``problem`` binary sensor: ON while the device has an open fault or alarm."""
-    payload = _common(device, topics, "problem", "Problem")
+    payload = _common(device, topics, "binary_sensor", "problem", "Problem")
     payload.update({
         "state_topic": topics.faults(device.ps_key),
         "value_template": "{{ value_json.problem }}",
@@ -136,6 +145,27 @@ def problem_config(device: Device, topics: Topics) -> Tuple[str, Payload]:
     return topics.config("binary_sensor", node_id(device), "problem"), payload
 
 
+def data_time_config(device: Device, topics: Topics) -> Tuple[str, Payload]:
+    """A diagnostic timestamp sensor: when the cloud's values of the device were measured.
+
+    The cloud refreshes about every 5 minutes and may lag more; this shows how old the other
+    sensors' values are (``last_update`` of the state: ``device_time`` in the plant's zone).
+    """
+    payload = _common(device, topics, "sensor", "data_time", "Data time")
+    payload.update({
+        "state_topic": topics.state(device.ps_key),
+        "value_template": "{{ value_json.last_update }}",
+        "device_class": "timestamp",
+        "entity_category": "diagnostic",
+    })
+    return topics.config("sensor", node_id(device), "data_time"), payload
+
+
+def device_configs(device: Device, topics: Topics) -> Dict[str, Payload]:
+    """The entities every polled device has, whatever its points: problem and data time."""
+    return dict([problem_config(device, topics), data_time_config(device, topics)])
+
+
 def bridge_configs(topics: Topics) -> Dict[str, Payload]:
     """The bridge's own device: a Refresh button and a connection-state sensor."""
     device = {"identifiers": [topics.bridge_id], "name": "sungrow2mqtt bridge",
@@ -144,10 +174,12 @@ def bridge_configs(topics: Topics) -> Dict[str, Payload]:
     common = {"availability": [{"topic": topics.bridge_state}], "device": device,
               "origin": ORIGIN}
     button = {**common, "name": "Refresh", "unique_id": f"{topics.bridge_id}_refresh",
-              "object_id": "sungrow2mqtt_refresh", "command_topic": topics.request("refresh"),
+              **_entity_id_keys("button", "sungrow2mqtt_refresh"),
+              "command_topic": topics.request("refresh"),
               "payload_press": '{"transaction": "home-assistant"}', "icon": "mdi:refresh"}
     connection = {"name": "Connection state", "unique_id": f"{topics.bridge_id}_connection",
-                  "object_id": "sungrow2mqtt_connection_state", "state_topic": topics.bridge_state,
+                  **_entity_id_keys("binary_sensor", "sungrow2mqtt_connection_state"),
+                  "state_topic": topics.bridge_state,
                   "payload_on": "online", "payload_off": "offline",
                   "device_class": "connectivity", "entity_category": "diagnostic",
                   "device": device, "origin": ORIGIN}

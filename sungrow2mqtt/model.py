@@ -17,7 +17,8 @@ PLANT_DEVICE_TYPE = 11
 _OFFSET = re.compile(r"^(?:GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 # <ps_id>_<device_type>_<device code>_<channel>: digits only, since it becomes an MQTT topic level
 _PS_KEY = re.compile(r"^[1-9]\d{0,11}_\d{1,4}_\d{1,8}_\d{1,8}$")
-_FIRMWARE_FIELDS = ("lcd_version", "m_version", "battery_version", "mdsp_version",
+# battery_version is the Open API document's name, bat_version the current portal document's
+_FIRMWARE_FIELDS = ("lcd_version", "m_version", "battery_version", "bat_version", "mdsp_version",
                     "system_version", "sdsp_version", "cpld_version")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import free_port, wait_for_port
+from conftest import SIM_START, free_port, wait_for_port
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.config import load_config
 from sungrow2mqtt.simulator import SimulatorServer
@@ -60,10 +61,10 @@ def test_init_prints_the_example_and_writes_a_private_file(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_history_day_csv_and_json(tmp_path, fmt):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         plant = sim.fleet.plants[0]
-        end = time.strftime("%Y-%m-%d")
-        start = time.strftime("%Y-%m-%d", time.localtime(time.time() - 120 * 86400))
+        today = plant.local_time(sim.now()).date()
+        end, start = today.isoformat(), (today - dt.timedelta(days=120)).isoformat()
         result = run_cli("history", "-c", str(write_config(tmp_path, sim.url)), "--ps-key",
                          f"{plant.ps_id}_11_0_0", "--points", "83022,83024", "--from", start,
                          "--to", end, "--interval", "day", "--format", fmt, env=ENV)
@@ -86,7 +87,7 @@ def test_history_day_csv_and_json(tmp_path, fmt):
 
 
 def test_history_minute_window_and_bad_input(tmp_path):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         path = str(write_config(tmp_path, sim.url))
         ps_key = sim.fleet.devices()[1].ps_key
         ok = run_cli("history", "-c", path, "--ps-key", ps_key, "--points", "13011",
@@ -106,7 +107,7 @@ def test_history_minute_window_and_bad_input(tmp_path):
     ("minute", "2026-11-24T06:00", "2026-11-24T06:00"),
 ])
 def test_history_reversed_range_is_a_clear_error(tmp_path, interval, start, end):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         result = run_cli("history", "-c", str(write_config(tmp_path, sim.url)), "--ps-key",
                          f"{sim.fleet.plants[0].ps_id}_11_0_0", "--points", "83022", "--from",
                          start, "--to", end, "--interval", interval, env=ENV)
@@ -119,7 +120,7 @@ def test_history_reversed_range_is_a_clear_error(tmp_path, interval, start, end)
 
 
 def test_health_reflects_the_status_file(tmp_path, broker):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         path = write_config(tmp_path, sim.url, token_file=str(tmp_path / "state" / "token.json"))
         data = yaml.safe_load(path.read_text())
         data["mqtt"] = {"host": "127.0.0.1", "port": broker.port, "base_topic": "health_t"}
@@ -146,7 +147,7 @@ def test_health_reflects_the_status_file(tmp_path, broker):
 
 
 def test_health_is_unhealthy_once_run_once_has_exited(tmp_path, broker):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         path = bridge_config(tmp_path, sim, broker)
         once = run_cli("run", "--once", "-c", str(path), env=ENV)
         assert once.returncode == 0, once.stderr
@@ -162,7 +163,7 @@ def test_ctrl_c_exits_130_sigterm_exits_0(tmp_path, broker):
     stop (systemd, Docker) and exits 0. Both publish offline."""
     table = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "**130** interrupted (Ctrl-C)" in table and "SIGTERM" in table
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 0)):
             base = f"s2m_exit_{signum}"
             probe = MqttProbe(broker.port, f"{base}/bridge/state")

@@ -6,7 +6,7 @@ import dataclasses
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import yaml
@@ -192,6 +192,89 @@ def test_malformed_reference() -> None:
     assert lines == [expected]
 
 
+# A value from the environment is never shown, wherever it lands (issue 14.11).
+ENV_SECRET = "s3cr3t #Value"  # fails every check below, a topic's and a host's included
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"isolarcloud": {"pasword": "${SECRET}"}}, "isolarcloud.pasword"),
+    ({"isolarcloud": {"server": "${SECRET}"}}, "isolarcloud.server"),
+    ({"isolarcloud": {"language": "${SECRET}"}}, "isolarcloud.language"),
+    ({"isolarcloud": {"rsa_public_key": "${SECRET}"}}, "isolarcloud.rsa_public_key"),
+    ({"mqtt": {"port": "${SECRET}"}}, "mqtt.port"),
+    ({"mqtt": {"host": "${SECRET}"}}, "mqtt.host"),
+    ({"mqtt": {"client_id": "${SECRET}"}}, "mqtt.client_id"),
+    ({"mqtt": {"base_topic": "x/${SECRET}"}}, "mqtt.base_topic"),
+    ({"mqtt": {"tls": {"ca_certs": "${SECRET}"}}}, "mqtt.tls.ca_certs"),
+    ({"mqtt": {"tls": {"enabled": "${SECRET}"}}}, "mqtt.tls.enabled"),
+    ({"logging": {"level": "${SECRET}"}}, "logging.level"),
+    ({"plants": ["${SECRET}"]}, "plants[0]"),
+])
+def test_values_from_the_environment_are_never_shown(
+        overrides: Dict[str, Any], field: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG):
+        lines = problems(minimal(**overrides), environ={**ENV, "SECRET": ENV_SECRET},
+                         base_dir=tmp_path)
+    assert any(line.startswith(f"config.yaml: {field}: ") for line in lines), lines
+    for text in (*lines, caplog.text):
+        assert ENV_SECRET not in text and "s3cr3t" not in text
+
+
+def test_a_value_from_the_environment_is_described_by_its_variable() -> None:
+    assert problems(minimal(mqtt={"port": "${PORT}"}), environ={**ENV, "PORT": "abc"}) == [
+        "config.yaml: mqtt.port: expected an integer 1–65535, got a string from ${PORT}"]
+    assert problems(minimal(mqtt={"tls": {"ca_certs": "${CA}"}}),
+                    environ={**ENV, "CA": "/nonexistent/ca.pem"}) == [
+        "config.yaml: mqtt.tls.ca_certs: file not found (value from ${CA})"]
+
+
+# --- $VAR without braces ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("section, key", [
+    ("isolarcloud", "appkey"), ("isolarcloud", "access_key"), ("isolarcloud", "username"),
+    ("isolarcloud", "password"), ("mqtt", "username"), ("mqtt", "password"),
+])
+def test_a_credential_written_as_bare_variable_is_refused(section: str, key: str) -> None:
+    overrides: Dict[str, Any] = {section: {key: "$SUNGROW_PASSWORD"}}
+    if section == "mqtt":
+        overrides["mqtt"] = {"username": "bridge", "password": "${MQTT_PASSWORD}",
+                             key: "$SUNGROW_PASSWORD"}
+    assert problems(minimal(**overrides)) == [
+        f"config.yaml: {section}.{key}: looks like an environment variable without braces; "
+        "write ${SUNGROW_PASSWORD} to read it from the environment (as written it would be "
+        "sent literally, and failed logins count toward the account lockout)"]
+
+
+def test_a_bare_credential_naming_no_set_variable_is_not_shown() -> None:
+    message = "\n".join(problems(minimal(isolarcloud={"password": "$Summer2024"})))
+    assert "write ${VAR} to read it from the environment" in message
+    assert "Summer2024" not in message
+
+
+@pytest.mark.parametrize("password", ["pa$$word", "Tr0ub$dor&3", "$", "${P}"])
+def test_dollars_inside_a_credential_are_fine(
+        password: str, caplog: pytest.LogCaptureFixture) -> None:
+    config = parse(minimal(isolarcloud={"password": password}), environ={**ENV, "P": "$X"})
+    assert config.isolarcloud.password.reveal() == password.replace("${P}", "$X")
+    assert "not expanded" not in caplog.text
+
+
+def test_bare_variables_elsewhere_are_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    config = parse(minimal(mqtt={"base_topic": "solar/$SITE", "host": "$BROKER"},
+                           isolarcloud={"token_file": "$STATE_DIRECTORY/token.json"}))
+    assert config.mqtt.base_topic == "solar/$SITE"
+    warnings = [record.getMessage() for record in caplog.records]
+    assert warnings == [
+        ("config.yaml: isolarcloud.token_file: $STATE_DIRECTORY is not expanded: write "
+         "${STATE_DIRECTORY} to read the environment (the value is used as written)"),
+        ("config.yaml: mqtt.host: $BROKER is not expanded: write ${BROKER} to read the "
+         "environment (the value is used as written)"),
+        ("config.yaml: mqtt.base_topic: $SITE is not expanded: write ${SITE} to read the "
+         "environment (the value is used as written)"),
+    ]
+
+
 # --- one line per mistake -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides, expected", [
@@ -328,6 +411,49 @@ def test_unreadable_file(tmp_path: Path) -> None:
         load_config(path, ENV)
 
 
+NOBODY = 65534
+
+
+def _as_nobody(action: Callable[[], str]) -> str:
+    """What ``action`` returns when run as user nobody: a forked child that drops root."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest clean-up of any kind, just the answer
+        try:
+            os.close(read_end)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            os.write(write_end, action().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, encoding="utf-8") as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    return answer
+
+
+def test_permission_denied_names_the_user_and_the_likely_cause(tmp_path: Path) -> None:
+    # The systemd unit's DynamicUser cannot read a root-owned 0600 config (issue 12).
+    path = write(tmp_path / "config.yaml", "mqtt: {}\n", mode=0o600)
+
+    def error() -> str:
+        with pytest.raises(ConfigError) as caught:
+            load_config(path, ENV)
+        return str(caught.value)
+
+    if os.geteuid() == 0:
+        message = _as_nobody(error)
+    else:
+        path.chmod(0)
+        message = error()
+    assert message.startswith(f"{path}: cannot read the file: permission denied for user ")
+    assert "\n" not in message
+    for advice in ("DynamicUser", "environment file", "${VAR}", "chmod 644",
+                   "README's systemd section"):
+        assert advice in message
+
+
 def test_yaml_syntax_error_has_line_and_no_secret(tmp_path: Path) -> None:
     path = write(tmp_path / "config.yaml",
                  f"isolarcloud:\n  server: eu\n  password: \"{PASSWORD}\n  appkey: x\n")
@@ -362,9 +488,11 @@ def test_duplicate_keys_are_reported_with_the_rest(tmp_path: Path) -> None:
     path = write(tmp_path / "config.yaml", text)
     with pytest.raises(ConfigError) as caught:
         load_config(path, ENV)
-    line = text.splitlines().index("mqtt:", text.splitlines().index("mqtt:") + 1) + 1
+    first = text.splitlines().index("mqtt:") + 1
+    line = text.splitlines().index("mqtt:", first) + 1
     assert str(caught.value).splitlines() == [
-        f"{path}: line {line}: duplicate key 'mqtt' (only the last one would count)",
+        f"{path}: line {line}: duplicate key 'mqtt' (first on line {first}; "
+        "only the last one would count)",
         f"{path}: mqtt.port: expected an integer 1–65535, got 0"]
 
 

@@ -25,6 +25,7 @@ def test_sensor_config_has_everything_home_assistant_needs():
     assert re.fullmatch(r"[a-zA-Z0-9_-]+", topic.split("/")[2])
     assert payload["unique_id"] == f"sungrow2mqtt_5012345_14_1_1_{spec.key}"
     assert payload["object_id"] == f"sungrow_sh10rt_a2231234567_{spec.key}"
+    assert payload["default_entity_id"] == f"sensor.sungrow_sh10rt_a2231234567_{spec.key}"
     assert payload["state_topic"] == "sungrow2mqtt/5012345_14_1_1"
     assert payload["value_template"] == "{{ value_json.%s }}" % spec.key
     assert payload["unit_of_measurement"] == "kWh"
@@ -58,6 +59,31 @@ def test_bridge_has_a_refresh_button():
     assert button["command_topic"] == "sungrow2mqtt/bridge/request/refresh"
 
 
+def test_every_entity_names_its_entity_id_for_old_and_new_home_assistant():
+    """HA < 2025.10 reads object_id, later HA default_entity_id (2026.4+ only that)."""
+    configs = {**discovery.bridge_configs(TOPICS), **discovery.device_configs(ESS, TOPICS),
+               **dict(discovery.sensor_config(ESS, spec, TOPICS) for spec in CATALOG.enabled(14))}
+    for topic, payload in configs.items():
+        component = topic.split("/")[1]
+        assert payload["default_entity_id"] == f"{component}.{payload['object_id']}", topic
+        assert re.fullmatch(r"[a-z0-9_]+", payload["object_id"]), topic
+    assert configs["homeassistant/button/sungrow2mqtt_bridge_sungrow2mqtt/refresh/config"][
+        "default_entity_id"] == "button.sungrow2mqtt_refresh"
+
+
+def test_data_time_is_a_diagnostic_timestamp_of_the_state():
+    topic, payload = discovery.data_time_config(ESS, TOPICS)
+    assert topic == "homeassistant/sensor/sungrow2mqtt_5012345_14_1_1/data_time/config"
+    assert payload["default_entity_id"] == "sensor.sungrow_sh10rt_a2231234567_data_time"
+    assert payload["state_topic"] == "sungrow2mqtt/5012345_14_1_1"
+    assert payload["value_template"] == "{{ value_json.last_update }}"
+    assert payload["device_class"] == "timestamp"
+    assert payload["entity_category"] == "diagnostic"
+    assert "unit_of_measurement" not in payload and "state_class" not in payload
+    assert set(discovery.device_configs(ESS, TOPICS)) == {
+        topic, "homeassistant/binary_sensor/sungrow2mqtt_5012345_14_1_1/problem/config"}
+
+
 def test_time_zones_and_device_time():
     assert parse_time_zone("GMT+1").utcoffset(None) == dt.timedelta(hours=1)
     assert parse_time_zone("GMT-3:30").utcoffset(None) == -dt.timedelta(hours=3, minutes=30)
@@ -72,3 +98,12 @@ def test_device_names_survive_odd_rows():
     device = device_from_row({"ps_key": "1_7_1_1", "device_type": "7"}, PLANT, "Meter")
     assert isinstance(device, Device) and device.name == "Meter 1_7_1_1"
     assert device.object_prefix == "sungrow_meter_1_7_1_1"
+
+
+def test_battery_firmware_is_read_under_both_names():
+    for field in ("battery_version", "bat_version"):
+        battery = device_from_row({"ps_key": "5012345_43_3_1", "device_type": 43,
+                                   "device_sn": "S1", "firmware_version_info": {field: "SBR_01"}},
+                                  PLANT, "Battery")
+        assert battery.firmware == "SBR_01", field
+        assert discovery.device_block(battery, TOPICS)["sw_version"] == "SBR_01"

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import free_port, mosquitto_binary, wait_for_port
+from conftest import SIM_START, free_port, mosquitto_binary, wait_for_port
 
 from sungrow2mqtt.commands import parse_request
 from sungrow2mqtt.discovery import Topics
@@ -201,7 +201,7 @@ def test_flow_alert_names_the_fault_code_the_bridge_publishes(
     if node_bin is None:
         pytest.skip("node is not installed")
     [alert] = [n for n in nodes_of(flow, "function") if n["name"] == "alert message"]
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         ps_key = next(d.ps_key for d in sim.fleet.devices() if d.ps_key.split("_")[1] == "14")
         record_id = sim.add_fault(ps_key, 518, "Grid overvoltage")
         config = tmp_path / "config.yaml"

@@ -21,10 +21,16 @@ Built-in file (one device type)::
         state_class: measurement  # measurement | total | total_increasing | null
         icon: mdi:battery         # optional
         precision: 1              # optional suggested_display_precision
-        enabled: true             # announced/polled by default (default true)
+        enabled: true             # tier: true | optional | false (default true), see below
         category: diagnostic      # optional entity category
         options: {0: Running}     # enum points only: code -> label (device_class enum)
         source: ...               # optional, defaults to the file's source
+
+Tiers (``enabled``): ``true`` points are polled and shown in HA; ``optional`` points are polled
+too but announced with ``enabled_by_default: false``, so a user switches them on in HA's UI;
+``false`` points are neither (a user catalog can enable them). Default and optional points of a
+device type together stay within one realtime call's point chunk
+(``isolarcloud.client.REALTIME_POINTS_PER_CALL``), so the optional tier costs no extra call.
 
 Fractions: there is no separate flag. A point the API sends as a 0-1 fraction (SOC 13141, 58604,
 83252 on some firmware) has ``unit: "%"`` and ``scale: 100``; one sent as 0-100 (83334) has

@@ -12,7 +12,7 @@ scale, device class and state class; the built-in YAML files were written with t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, Mapping, Optional
+from typing import Dict, FrozenSet, Mapping, Optional, Tuple
 
 __all__ = [
     "DEVICE_CLASS_STATE_CLASSES",
@@ -22,6 +22,7 @@ __all__ = [
     "STATE_CLASSES",
     "UnitGuess",
     "guess_from_api_unit",
+    "guess_from_units",
     "normalize_api_unit",
 ]
 
@@ -162,6 +163,22 @@ def normalize_api_unit(unit: Optional[str]) -> Optional[str]:
     if not text or text == "--":
         return None
     return _API_UNIT_ALIASES.get(text, text)
+
+
+# A point stored without a unit but shown in %: live data sends these (SOC 13141, SOH 13142,
+# 58604, 83252, ...) as 0-1 fractions, so 0.44 is 44 %.
+_FRACTION = UnitGuess("%", 100, None, MEASUREMENT, 1)
+
+
+def guess_from_units(storage_unit: Optional[str], show_unit: Optional[str]
+                     ) -> Tuple[Optional[str], UnitGuess]:
+    """API unit and guess from getOpenPointInfo's storage and show units (storage wins)."""
+    storage = normalize_api_unit(storage_unit)
+    shown = normalize_api_unit(show_unit)
+    if storage is None and shown == "%":
+        return None, _FRACTION
+    api_unit = storage or shown
+    return api_unit, guess_from_api_unit(api_unit)
 
 
 def guess_from_api_unit(api_unit: Optional[str]) -> UnitGuess:

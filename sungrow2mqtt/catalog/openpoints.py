@@ -9,7 +9,7 @@ from typing import Iterable, List, Mapping, Optional, Set
 
 import yaml
 
-from sungrow2mqtt.catalog.ha import guess_from_api_unit, normalize_api_unit
+from sungrow2mqtt.catalog.ha import guess_from_units
 from sungrow2mqtt.catalog.loader import KEY_PATTERN, Catalog, load_catalog
 
 __all__ = ["open_points_to_yaml", "sentence_case", "snake_key"]
@@ -98,9 +98,8 @@ def _entry_lines(point_id: int, key: str, row: Mapping[str, object]) -> List[str
     """The YAML lines of one generated, disabled entry."""
     raw_name = _text_field(row, "point_name")
     name = sentence_case(raw_name) if raw_name and raw_name.isascii() else f"Point {point_id}"
-    api_unit = normalize_api_unit(_text_field(row, "storage_unit") or
-                                  _text_field(row, "show_unit"))
-    guess = guess_from_api_unit(api_unit)
+    api_unit, guess = guess_from_units(_text_field(row, "storage_unit"),
+                                       _text_field(row, "show_unit"))
     original = f"  # {raw_name}" if raw_name and not raw_name.isascii() else ""
     fields = [
         ("key", key), ("name", name), ("api_unit", api_unit), ("unit", guess.unit),
@@ -123,9 +122,10 @@ def open_points_to_yaml(device_type: int, rows: Iterable[Mapping[str, object]],
     """Turn getOpenPointInfo pageList rows into user catalog YAML for points the catalog lacks.
 
     Keys come from the English name (ASCII only; other names give ``point_<id>``), unit,
-    scale, device_class and state_class from the storage unit by the catalog's own rules, and
-    every entry is disabled. Points ``catalog`` (default: the built-in one) already knows are
-    left out, so pasting the output never changes or clashes with an existing entry.
+    scale, device_class and state_class from the storage unit by the catalog's own rules (no
+    storage unit but shown in % is a 0-1 fraction: scale 100), and every entry is disabled.
+    Points ``catalog`` (default: the built-in one) already knows are left out, so pasting the
+    output never changes or clashes with an existing entry.
     """
     known = catalog if catalog is not None else load_catalog()
     taken = {spec.key for spec in known.for_device_type(device_type)}
@@ -148,7 +148,8 @@ def open_points_to_yaml(device_type: int, rows: Iterable[Mapping[str, object]],
     header = [
         f"# Points of device type {device_type} ({type_name}) reported by getOpenPointInfo.",
         "# Units and HA classes are guessed from the storage unit; every entry is disabled:",
-        "# check name, unit and scale, then set 'enabled: true' for the points you want.",
+        "# check name, unit and scale, then set 'enabled: true' (or 'optional': polled, off in",
+        "# Home Assistant until switched on there) for the points you want.",
     ]
     if skipped:
         header += textwrap.wrap(f"Already in the catalog, left out: {', '.join(skipped)}",

@@ -3,13 +3,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Union
+from typing import Literal, Mapping, Optional, Union
 
 from sungrow2mqtt.catalog.ha import NON_NUMERIC_DEVICE_CLASSES
 
-__all__ = ["MISSING_MARKERS", "PointSpec", "PublishedValue"]
+__all__ = ["MISSING_MARKERS", "OPTIONAL", "PointSpec", "PublishedValue", "Tier"]
 
 PublishedValue = Union[float, int, str]
+
+# A point's tier, the catalog's ``enabled`` field: True = polled and shown in HA, OPTIONAL =
+# polled and announced disabled (the user switches it on in HA), False = neither.
+OPTIONAL = "optional"
+Tier = Union[bool, Literal["optional"]]
 
 # What the API sends instead of a reading (compared case-insensitively, after stripping).
 MISSING_MARKERS = frozenset({"", "-", "--", "null", "none", "nan", "n/a"})
@@ -77,7 +82,7 @@ class PointSpec:
     state_class: Optional[str]
     icon: Optional[str]
     precision: Optional[int]
-    enabled: bool
+    enabled: Tier
     category: Optional[str]
     options: Mapping[str, str] = field(default_factory=dict, hash=False)
     source: str = ""
@@ -99,6 +104,11 @@ class PointSpec:
             or self.precision is not None
             or self.scale != 1
         )
+
+    @property
+    def polled(self) -> bool:
+        """Whether the bridge fetches this point (default and optional tiers)."""
+        return self.enabled is True or self.enabled == OPTIONAL
 
     @property
     def api_key(self) -> str:

@@ -175,16 +175,21 @@ def test_enum_points_publish_table_labels(catalog: Catalog) -> None:
         assert len(spec.options) >= 38
 
 
+def shown(catalog: Catalog, number: int) -> List[PointSpec]:
+    """The default tier: the points HA shows without the user switching them on."""
+    return [spec for spec in catalog.for_device_type(number) if spec.enabled is True]
+
+
 def test_sensible_defaults(catalog: Catalog) -> None:
     for number in catalog.device_types():
-        enabled = len(catalog.enabled(number))
+        enabled = len(shown(catalog, number))
         total = len(catalog.for_device_type(number))
         if total >= 10:
             assert 5 <= enabled <= 40, (number, enabled)
         else:
             assert 1 <= enabled < total, (number, enabled)
     # a residential plant (plant + hybrid inverter + battery + meter + dongle) stays readable
-    plant_total = sum(len(catalog.enabled(number)) for number in (11, 14, 43, 7, 22))
+    plant_total = sum(len(shown(catalog, number)) for number in (11, 14, 43, 7, 22))
     assert plant_total <= 90
     wanted = {
         11: ["daily_yield", "total_yield", "power", "load_power", "battery_soc"],
@@ -196,5 +201,15 @@ def test_sensible_defaults(catalog: Catalog) -> None:
         22: ["wlan_signal_strength"],
     }
     for number, keys in wanted.items():
-        enabled_keys = {spec.key for spec in catalog.enabled(number)}
+        enabled_keys = {spec.key for spec in shown(catalog, number)}
         assert set(keys) <= enabled_keys, number
+
+
+def test_winet_signal_strengths_are_dbm(catalog: Catalog) -> None:
+    """RSSI values such as -59 (the portal table gives no unit): HA's signal_strength in dBm."""
+    for point_id in (23001, 23014):
+        spec = catalog.get(22, point_id)
+        assert spec is not None
+        assert (spec.unit, spec.device_class, spec.state_class) == (
+            "dBm", "signal_strength", "measurement")
+        assert spec.convert("-59") == -59

@@ -31,6 +31,11 @@ ROWS: List[Dict[str, object]] = [
     {"device_type": 14, "point_id": 19010, "point_name": "Yes", "show_unit": "℃"},
     {"device_type": 14, "point_id": 19011, "point_name": "1st Phase: Voltage",
      "storage_unit": "V"},
+    # no storage unit but shown in %: live data sends such points (SOC, SOH) as 0-1 fractions
+    {"device_type": 14, "point_id": 19012, "point_name": "Battery Health (SOH)",
+     "show_unit": "%", "storage_unit": ""},
+    {"device_type": 14, "point_id": 19013, "point_name": "Load Ratio",
+     "show_unit": "%", "storage_unit": "%"},
     {"device_type": 14, "point_id": None, "point_name": "no id"},
 ]
 
@@ -52,7 +57,7 @@ def test_round_trip_loads_and_adds_disabled_points(generated: Catalog) -> None:
     builtin = load_catalog()
     added = [spec for spec in generated.for_device_type(14)
              if builtin.get(14, spec.point_id) is None]
-    assert [spec.point_id for spec in added] == list(range(19001, 19012))
+    assert [spec.point_id for spec in added] == list(range(19001, 19014))
     assert not any(spec.enabled for spec in added)
     assert {spec.source for spec in added} == {"getOpenPointInfo, device_type 14"}
     assert generated.enabled(14) == builtin.enabled(14)
@@ -87,6 +92,8 @@ def test_chinese_and_odd_names_give_safe_keys(generated: Catalog) -> None:
     (19008, "varh", 1, None, "total_increasing"),
     (19009, "rpm", 1, None, "measurement"),
     (19010, "°C", 1, "temperature", "measurement"),
+    (19012, "%", 100, None, "measurement"),
+    (19013, "%", 1, None, "measurement"),
 ])
 def test_units_guessed_from_storage_unit(generated: Catalog, point_id: int, unit: object,
                                          scale: float, device_class: object,
@@ -99,6 +106,8 @@ def test_units_guessed_from_storage_unit(generated: Catalog, point_id: int, unit
 def test_generated_values_convert(generated: Catalog) -> None:
     assert spec_of(generated, 19001).convert("190970.0") == 190.97
     assert spec_of(generated, 19004).convert("0.5") == "0.5"   # unknown meaning: as sent
+    assert spec_of(generated, 19012).convert("0.44") == 44      # a ratio: 44 %, not 0.44 %
+    assert spec_of(generated, 19013).convert("44") == 44
 
 
 def test_remark_is_a_comment() -> None:

@@ -150,12 +150,17 @@ def test_missing_id(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field, value, message", [
     ("scale", '"x"', "field 'scale': expected a number, got 'x'"),
-    ("enabled", '"yes"', "field 'enabled': expected true or false, got 'yes'"),
+    ("enabled", '"yes"',
+     "field 'enabled': expected true, false or optional, got 'yes' (spelled out, without quotes)"),
     ("precision", "-1", "field 'precision': expected an integer >= 0, got -1"),
     ("icon", "battery", "field 'icon': expected 'mdi:<name>', got 'battery'"),
-    ("name", "[a, b]", "field 'name': expected a text, got a list"),
+    ("name", "[a, b]", "field 'name': expected a non-empty string, got a list"),
     ("options", "{1: true}", "field 'options': label of code 1 must be a text, got true"),
-    ("category", "config", "unknown category 'config' (expected one of diagnostic)"),
+    ("category", "config", "field 'category': expected one of diagnostic, got 'config'"),
+    # only true/false are booleans, as in the config (the same strict YAML reader)
+    ("enabled", "no",
+     "field 'enabled': expected true, false or optional, got 'no' (spelled out, without quotes)"),
+    ("Unit", "kW", "unknown field 'Unit' (did you mean 'unit'?)"),
 ])
 def test_wrong_type(tmp_path: Path, field: str, value: str, message: str) -> None:
     assert one_problem(tmp_path, f"""\
@@ -172,7 +177,8 @@ def test_unknown_device_class(tmp_path: Path) -> None:
       14:
         - id: 13011
           device_class: powr
-    """) == "device_types.14[0] (id 13011): unknown device_class 'powr' (did you mean 'power'?)"
+    """) == ("device_types.14[0] (id 13011): field 'device_class': expected a Home Assistant "
+             "sensor device class, got 'powr' (did you mean 'power'?)")
 
 
 def test_unit_not_allowed_for_device_class(tmp_path: Path) -> None:
@@ -192,8 +198,8 @@ def test_bad_state_class(tmp_path: Path) -> None:
       14:
         - id: 13011
           state_class: measurment
-    """) == ("device_types.14[0] (id 13011): unknown state_class 'measurment' "
-             "(did you mean 'measurement'?)")
+    """) == ("device_types.14[0] (id 13011): field 'state_class': expected one of measurement, "
+             "total, total_increasing, got 'measurment' (did you mean 'measurement'?)")
 
 
 def test_state_class_not_allowed_with_device_class(tmp_path: Path) -> None:
@@ -260,7 +266,7 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
         - id: 13011
           unit: [W
     """)
-    assert message.startswith("line 5, column 1: YAML syntax error: ")
+    assert message.startswith("YAML syntax error at line 5, column 1: ")
 
 
 def test_yaml_key_given_twice(tmp_path: Path) -> None:
@@ -270,7 +276,7 @@ def test_yaml_key_given_twice(tmp_path: Path) -> None:
         - id: 13011
           unit: W
           unit: kW
-    """) == "line 5, column 7: YAML syntax error: key 'unit' given twice (first on line 4)"
+    """) == "line 5: duplicate key 'unit' (first on line 4; only the last one would count)"
 
 
 def test_file_not_found(tmp_path: Path) -> None:
@@ -330,3 +336,17 @@ def test_failed_user_file_leaves_builtin_intact(tmp_path: Path) -> None:
     problems(tmp_path, "device_types:\n  14:\n    - id: 13141\n      unit: fraction\n")
     spec = load_catalog().get(14, 13141)
     assert spec is not None and spec.unit == "%"
+
+
+def test_on_and_off_are_option_labels(tmp_path: Path) -> None:
+    spec = load(tmp_path, "device_types:\n  43:\n    - id: 58608\n      device_class: enum\n"
+                          "      options: {0: Off, 1: On}\n").get(43, 58608)
+    assert spec is not None and spec.convert("1") == "On"
+
+
+def test_a_key_given_twice_is_reported_with_the_other_problems(tmp_path: Path) -> None:
+    lines = problems(tmp_path, "device_types:\n  14:\n    - id: 13011\n"
+                               "      precision: -1\n      precision: -2\n")
+    assert lines == [
+        "line 5: duplicate key 'precision' (first on line 4; only the last one would count)",
+        "device_types.14[0] (id 13011): field 'precision': expected an integer >= 0, got -2"]
