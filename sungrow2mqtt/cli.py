@@ -156,7 +156,8 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     print("Paste this into config.yaml (demo credentials of the simulator, not secrets):\n")
     print(config_block(server), flush=True)
     try:
-        stop.wait()
+        while not stop.wait(0.5):   # a timeout: a blocked wait() may never see the signal
+            pass
     finally:
         server.stop()
     return EXIT_INTERRUPTED if signal.SIGINT in stopped_by else EXIT_OK

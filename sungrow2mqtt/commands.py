@@ -16,6 +16,7 @@ from sungrow2mqtt.errors import Sungrow2MqttError
 MAX_PAYLOAD_BYTES = 4096
 MAX_TRANSACTION_LENGTH = 128
 MAX_HISTORY_POINTS = 49          # one getDevicePointMinuteDataList call's worth
+MAX_NESTING = 16                 # no valid request nests deeper than 3
 INTERVALS = ("minute", "day", "month", "year")
 _NAME = re.compile(r"^[a-z_]{1,32}$")
 _PS_KEY = re.compile(r"^\d{1,12}_\d{1,3}_\d{1,6}_\d{1,6}$")
@@ -137,16 +138,32 @@ def _json_object(name: str, payload: bytes) -> Dict[str, Any]:
         raise BadRequest(name, "payload is not UTF-8 text; send a JSON object") from None
     if not text:
         return {}
+    too_deep = "payload is nested too deeply; send a flat JSON object"
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(name, f"payload is not valid JSON ({exc.msg} at position "
                                f"{exc.pos}); send a JSON object") from None
-    except RecursionError:
-        raise BadRequest(name, "payload is nested too deeply; send a flat JSON object") from None
+    except RecursionError:      # Python <= 3.11 gives up on deep nesting by itself
+        raise BadRequest(name, too_deep) from None
+    if _nesting(body) > MAX_NESTING:   # 3.12+ parses thousands of levels: same answer there
+        raise BadRequest(name, too_deep)
     if not isinstance(body, dict):
         raise BadRequest(name, f"payload must be a JSON object, got {type(body).__name__}")
     return body
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed payload (without recursing)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                       else item))
+    return deepest
 
 
 def _transaction(name: str, value: Any) -> Optional[Any]:
