@@ -147,15 +147,31 @@ def test_health_reflects_the_status_file(tmp_path, broker):
 
 
 def test_health_is_unhealthy_once_run_once_has_exited(tmp_path, broker):
+    """Also when the last status still says "connected" (a crash, kill -9): the status file
+    names its writer's pid, and health checks that it still runs."""
     with SimulatorServer(start_time=SIM_START) as sim:
         path = bridge_config(tmp_path, sim, broker)
         once = run_cli("run", "--once", "-c", str(path), env=ENV)
         assert once.returncode == 0, once.stderr
     status = json.loads((tmp_path / "state" / "status.json").read_text())
-    assert status["mqtt_connected"] is True          # what it last wrote while running...
     result = run_cli("health", "-c", str(path), env=ENV)
-    assert result.returncode == 1, result.stdout     # ...but nothing runs any more
+    assert result.returncode == 1, result.stdout     # nothing runs any more
     assert f"(pid {status['pid']}) is not running" in result.stdout
+
+
+def test_health_notices_a_bridge_that_died_without_a_last_status(tmp_path):
+    path = write_config(tmp_path, "http://127.0.0.1:1",
+                        token_file=str(tmp_path / "state" / "token.json"))
+    gone = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True).stdout)
+    status = tmp_path / "state" / "status.json"
+    status.parent.mkdir()
+    for pid, healthy in ((gone, False), (os.getpid(), True)):
+        status.write_text(json.dumps({"mqtt_connected": True, "cloud_ok": True,
+                                      "written_at": time.time(), "pid": pid}))
+        result = run_cli("health", "-c", str(path), env=ENV)
+        assert (result.returncode == 0) == healthy, result.stdout
+    assert result.stdout.startswith("healthy")
 
 
 def test_ctrl_c_exits_130_sigterm_exits_0(tmp_path, broker):
