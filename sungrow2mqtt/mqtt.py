@@ -365,10 +365,12 @@ class MqttConnection:
         with self._cond:
             was_connected, self._connected = self._connected, False
             self._cond.notify_all()
-        if not was_connected:
-            self._handshake_failed(reason_code)
-        elif reason_code.is_failure:
+        if not reason_code.is_failure:    # our own disconnect (stop)
+            return
+        if was_connected:
             self._session_lost(reason_code)
+        else:
+            self._handshake_failed(reason_code)
 
     def _handshake_failed(self, reason_code: Any) -> None:
         """TCP worked, but the broker never accepted the MQTT session (no CONNACK)."""

@@ -225,5 +225,7 @@ def test_oversized_message_is_refused_before_the_handler(broker, caplog) -> None
         connection.stop()
     assert received == [b"{}"]
     assert refused == [("t/request/big", 100_000)]
+    # our own stop is not reported as a broker problem
+    assert not messages(caplog, "closed the connection") and not messages(caplog, "Lost")
     [warning] = messages(caplog, "Refusing a 100000-byte message on t/request/big")
     assert "at most 1024 bytes" in warning
