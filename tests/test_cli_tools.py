@@ -185,14 +185,17 @@ def test_ctrl_c_exits_130_sigterm_exits_0(tmp_path, broker):
         for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 0)):
             base = f"s2m_exit_{signum}"
             probe = MqttProbe(broker.port, f"{base}/bridge/state")
+            process = start("run", "-c", str(bridge_config(tmp_path, sim, broker, base)))
             try:
-                process = start("run", "-c", str(bridge_config(tmp_path, sim, broker, base)))
                 probe.wait_topic(f"{base}/bridge/state", 30, check=lambda d: d == b"online")
                 process.send_signal(signum)
                 _, err = process.communicate(timeout=30)
                 probe.wait_topic(f"{base}/bridge/state", 10, check=lambda d: d == b"offline")
             finally:
                 probe.close()
+                if process.poll() is None:
+                    process.kill()
+                    process.wait(10)
             assert process.returncode == expected, err
             assert "Traceback" not in err
 
@@ -200,9 +203,14 @@ def test_ctrl_c_exits_130_sigterm_exits_0(tmp_path, broker):
 def test_simulate_ctrl_c_exits_130():
     port = free_port()
     process = start("simulate", "--port", str(port))
-    wait_for_port(port)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=30)
+    try:
+        wait_for_port(port)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:      # it hung: leave nothing running
+            process.kill()
+            process.wait(10)
     assert process.returncode == 130, err
     assert "Traceback" not in err
 
