@@ -130,7 +130,10 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     """Serve the built-in Open API simulator until interrupted."""
     from sungrow2mqtt.simulator import SimulatorServer, config_block
 
-    server = SimulatorServer(args.host, args.port, encrypted=args.encrypted)
+    server = SimulatorServer(args.host, args.port, encrypted=args.encrypted,
+                             start_time=args.start, token_error=args.token_error,
+                             burst_capacity=args.burst, replenish_rate=args.replenish_rate,
+                             latency=args.latency)
     server.start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -140,6 +143,8 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
             handle.write(server.public_key + "\n")
     print(f"iSolarCloud Open API simulator listening on {server.url}"
           f" ({'encrypted' if args.encrypted else 'plain'} calls). Ctrl-C stops it.")
+    if args.start is not None:
+        print(f"Simulated clock starts at {_utc_text(args.start)} and runs at real speed.")
     print("Paste this into config.yaml (demo credentials of the simulator, not secrets):\n")
     print(config_block(server), flush=True)
     try:
@@ -147,6 +152,37 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     finally:
         server.stop()
     return EXIT_OK
+
+
+def _sim_instant(text: str) -> float:
+    """``simulate --start``: ISO 8601 with a UTC offset, or epoch seconds."""
+    from sungrow2mqtt.simulator.clock import parse_instant
+
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _bounded(convert: Callable[[str], Any], low: float, strict: bool = False
+             ) -> Callable[[str], Any]:
+    """An argparse type: a number at least (``strict``: above) ``low``."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < low or (strict and value == low):
+            raise argparse.ArgumentTypeError(
+                f"must be {'above' if strict else 'at least'} {low:g}, not {text}")
+        return value
+    return parse
+
+
+def _utc_text(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def cmd_init(args: argparse.Namespace, config: Optional[Config]) -> int:
@@ -299,6 +335,21 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--encrypted", action="store_true",
                           help="require encrypted calls (appendix 4-7); prints the public key")
     simulate.add_argument("--public-key-file", help="also write the RSA public key here")
+    simulate.add_argument("--start", type=_sim_instant, metavar="TIME",
+                          help="pin the simulated clock: it starts at TIME (ISO 8601 with a UTC "
+                               "offset, e.g. 2026-06-17T12:00:00+01:00, or epoch seconds) and "
+                               "runs at real speed (default: the wall clock)")
+    simulate.add_argument("--token-error", choices=["E900", "E00003"], default="E900",
+                          help="result code for an unknown or expired token: E900 like the live "
+                               "gateway (default) or E00003 as the Open API document says")
+    simulate.add_argument("--burst", type=_bounded(int, 1), default=15, metavar="N",
+                          help="rate-limit bucket: N calls at once (default 15), then HTTP 429")
+    simulate.add_argument("--replenish-rate", type=_bounded(float, 0, strict=True), default=10,
+                          metavar="R",
+                          help="rate-limit bucket: refilled by R calls a second (default 10)")
+    simulate.add_argument("--latency", type=_bounded(float, 0), default=0.0, metavar="SECONDS",
+                          help="add SECONDS to every answer, like a gateway far away (default 0;"
+                               " the real one is 0.1-0.4 s away); parallel calls overlap")
     demo = add("demo", cmd_demo, "try everything locally: simulator, embedded broker, bridge",
                "sungrow2mqtt demo   (or: sungrow2mqtt demo --broker localhost:1883)", [common])
     demo.add_argument("--broker", help="use this broker (HOST:PORT) instead of the embedded one")

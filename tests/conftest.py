@@ -1,6 +1,7 @@
 """Shared fixtures: the project's own Open API simulator and a real MQTT broker on free ports."""
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import socket
@@ -36,34 +37,76 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+UTC = dt.timezone.utc
+# Every simulator in the tests runs on a pinned clock, so no test depends on the wall clock: by
+# default midday at the storage plant (GMT+1; 21:00 at the PV plant, GMT+10), mid-hour for quota.
+SIM_START = dt.datetime(2026, 6, 17, 12, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
+# Tests whose outcome could depend on the time of day also run at these instants (at_any_hour).
+ANY_HOUR = [
+    pytest.param(SIM_START, id="midday"),
+    # 23:30 UTC on New Year's Eve: 00:30 on 1 January at the storage plant, UTC still last year
+    pytest.param(dt.datetime(2026, 12, 31, 23, 30, tzinfo=UTC), id="2330utc"),
+    # 00:30 on the first of a month at the PV plant (GMT+10); 15:30 the day before at storage
+    pytest.param(dt.datetime(2026, 3, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=10))),
+                 id="0030plant"),
+    # 05:00 on a winter morning at the storage plant, before sunrise
+    pytest.param(dt.datetime(2026, 1, 15, 5, 0, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+                 id="0500plant"),
+    # ten seconds before Europe's clocks go back (01:00 UTC)
+    pytest.param(dt.datetime(2026, 10, 25, 0, 59, 50, tzinfo=UTC), id="dst"),
+]
+at_any_hour = pytest.mark.parametrize("sim_start", ANY_HOUR)
+
+
 @pytest.fixture
-def simulator() -> Iterator[SimulatorServer]:
-    with SimulatorServer() as server:
+def sim_start() -> dt.datetime:
+    """Where the simulators' clock starts; ``@at_any_hour`` tests override it."""
+    return SIM_START
+
+
+@pytest.fixture
+def simulator(sim_start: dt.datetime) -> Iterator[SimulatorServer]:
+    with SimulatorServer(start_time=sim_start) as server:
         yield server
 
 
 @pytest.fixture
-def encrypted_simulator() -> Iterator[SimulatorServer]:
-    with SimulatorServer(encrypted=True) as server:
+def encrypted_simulator(sim_start: dt.datetime) -> Iterator[SimulatorServer]:
+    with SimulatorServer(encrypted=True, start_time=sim_start) as server:
         yield server
 
 
 @pytest.fixture(params=["plain", "encrypted"])
-def any_simulator(request: pytest.FixtureRequest) -> Iterator[SimulatorServer]:
-    with SimulatorServer(encrypted=request.param == "encrypted") as server:
+def any_simulator(request: pytest.FixtureRequest,
+                  sim_start: dt.datetime) -> Iterator[SimulatorServer]:
+    with SimulatorServer(encrypted=request.param == "encrypted", start_time=sim_start) as server:
         yield server
+
+
+CLIENT_ARGS = ("clock", "denied_for", "max_workers", "page_size")
+
+
+def plant_now(sim: SimulatorServer, ps_id: int) -> dt.datetime:
+    """The plant's local wall-clock time on the simulator's clock (naive)."""
+    plant = sim.fleet.plant(ps_id)
+    assert plant is not None, ps_id
+    return plant.local_time(sim.now())
 
 
 def make_client(server: SimulatorServer, *, token_file: Optional[Path] = None,
                 credentials=DEFAULT_CREDENTIALS, **transport_args) -> IsolarCloudClient:
-    """A real client for a simulator, with fast retries for tests."""
+    """A real client for a simulator, with fast retries for tests.
+
+    ``clock``, ``denied_for``, ``max_workers`` and ``page_size`` go to the client, the rest to
+    the transport."""
+    client_args = {name: transport_args.pop(name) for name in CLIENT_ARGS if name in transport_args}
     transport_args.setdefault("backoff_base", 0.01)
     transport_args.setdefault("timeout", 2.0)
     transport = Transport(server.url, credentials.appkey, credentials.access_key,
                           rsa_public_key=server.public_key, **transport_args)
     store = TokenStore(token_file, server.url, credentials.username) if token_file else None
     return IsolarCloudClient(transport, credentials.username, credentials.password,
-                             token_store=store)
+                             token_store=store, **client_args)
 
 
 class Broker:

@@ -24,7 +24,7 @@ import yaml
 from Crypto.PublicKey import RSA
 
 from bridge_harness import ready
-from conftest import free_port
+from conftest import SIM_START, free_port
 from mqtt_probe import MqttProbe
 from sungrow2mqtt import __version__
 from sungrow2mqtt.addon import (SECRETS, TLS_OPTIONS, build_config, mqtt_service, prepare,
@@ -568,7 +568,7 @@ def test_run_script_bridges_the_simulator_to_the_supervisors_broker_without_leak
     data = tmp_path / "data"
     data.mkdir()
     answer = dict(SERVICE_ANSWER, host="127.0.0.1", port=broker.port)
-    with SimulatorServer(credentials=SECRET_CREDENTIALS) as sim, \
+    with SimulatorServer(credentials=SECRET_CREDENTIALS, start_time=SIM_START) as sim, \
             FakeSupervisor(answer) as fake:
         options = with_credentials(base_topic=base_topic, client_id="s2m-" + base_topic[-8:])
         options["isolarcloud"].update(server=sim.url, appkey=SECRET_CREDENTIALS.appkey,

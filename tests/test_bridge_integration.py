@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bridge_harness import Running, config_dict, configs, ready
-from conftest import Broker
+from conftest import Broker, at_any_hour, plant_now
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.simulator import SimulatorServer
@@ -26,8 +26,8 @@ CATALOG = load_catalog()
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer() as server:
+def sim(sim_start) -> Iterator[SimulatorServer]:
+    with SimulatorServer(start_time=sim_start) as server:
         yield server
 
 
@@ -45,6 +45,7 @@ def probe(broker, base_topic) -> Iterator[MqttProbe]:
     client.close()
 
 
+@at_any_hour
 def test_every_value_arrives_once_in_catalog_units_with_a_discovery_config(
         sim, running, probe, base_topic):
     info = ready(probe, base_topic)
@@ -195,15 +196,16 @@ def test_faults_appear_and_clear(sim, running, probe, base_topic):
     probe.wait_topic(topic, check=lambda d: json.loads(d)["problem"] == "OFF")
 
 
-def test_quota_and_history_requests(running, probe, base_topic):
+@at_any_hour
+def test_quota_and_history_requests(sim, running, probe, base_topic):
     info = ready(probe, base_topic)
     quota = probe.request(base_topic, "quota", {})
     assert quota["status"] == "ok" and "today_used" in quota["data"]
     plant_key = info["plants"][0]["ps_key"]
+    today = plant_now(sim, info["plants"][0]["ps_id"]).date()
     history = probe.request(base_topic, "history", {
         "ps_key": plant_key, "points": [83022], "interval": "day",
-        "start": time.strftime("%Y-%m-%d", time.localtime(time.time() - 3 * 86400)),
-        "end": time.strftime("%Y-%m-%d")})
+        "start": (today - dt.timedelta(days=3)).isoformat(), "end": today.isoformat()})
     assert history["status"] == "ok", history
     series = next(iter(history["data"]["series"].values()))
     assert series and all(isinstance(row["value"], (int, float)) for row in series)

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional
 import pytest
 import yaml
 
-from conftest import free_port, wait_for_port
+from conftest import SIM_START, free_port, wait_for_port
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, SimulatorServer
 
 SECRETS = (DEFAULT_CREDENTIALS.password, DEFAULT_CREDENTIALS.appkey,
@@ -43,7 +43,7 @@ ENV = {"SIM_PASSWORD": DEFAULT_CREDENTIALS.password}
 
 @pytest.mark.parametrize("encrypted", [False, True])
 def test_check_lists_both_plants_and_all_devices(tmp_path, encrypted):
-    with SimulatorServer(encrypted=encrypted) as sim:
+    with SimulatorServer(encrypted=encrypted, start_time=SIM_START) as sim:
         result = run_cli("check", "-c", str(write_config(tmp_path, sim.url, sim.public_key)),
                          env=ENV)
         assert result.returncode == 0, result.stderr
@@ -66,7 +66,7 @@ def test_check_lists_both_plants_and_all_devices(tmp_path, encrypted):
     ({"appkey": "A" * 32}, "E00000"),
 ])
 def test_check_names_the_cause_in_one_line(tmp_path, overrides, message):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         result = run_cli("check", "-c", str(write_config(tmp_path, sim.url, **overrides)),
                          env=ENV)
     assert result.returncode == 1
@@ -87,7 +87,7 @@ def test_check_unreachable_server(tmp_path):
 
 
 def test_check_wrong_url_path(tmp_path):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         result = run_cli("check", "-c", str(write_config(tmp_path, sim.url + "/wrong")),
                          env=ENV)
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
@@ -101,7 +101,7 @@ def test_check_config_error_exits_2_naming_the_key(tmp_path):
 
 
 def test_verbose_shows_debug_logs_without_secrets(tmp_path):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         result = run_cli("check", "-v", "-c", str(write_config(tmp_path, sim.url)), env=ENV)
     assert result.returncode == 0
     assert "DEBUG" in result.stderr
@@ -151,7 +151,7 @@ def test_version_and_help():
 
 def test_points_prints_catalog_yaml_that_loads_as_a_user_catalog(tmp_path):
     from sungrow2mqtt.catalog import load_catalog
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         result = run_cli("points", "-c", str(write_config(tmp_path, sim.url)),
                          "--device-type", "14", env=ENV)
     assert result.returncode == 0, result.stderr

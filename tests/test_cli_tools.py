@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import time
 import pytest
 import yaml
 
+from conftest import SIM_START
 from sungrow2mqtt.config import load_config
 from sungrow2mqtt.simulator import SimulatorServer
 from test_cli import ENV, run_cli, write_config
@@ -35,10 +37,10 @@ def test_init_prints_the_example_and_writes_a_private_file(tmp_path):
 
 @pytest.mark.parametrize("fmt", ["csv", "json"])
 def test_history_day_csv_and_json(tmp_path, fmt):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         plant = sim.fleet.plants[0]
-        end = time.strftime("%Y-%m-%d")
-        start = time.strftime("%Y-%m-%d", time.localtime(time.time() - 120 * 86400))
+        today = plant.local_time(sim.now()).date()
+        end, start = today.isoformat(), (today - dt.timedelta(days=120)).isoformat()
         result = run_cli("history", "-c", str(write_config(tmp_path, sim.url)), "--ps-key",
                          f"{plant.ps_id}_11_0_0", "--points", "83022,83024", "--from", start,
                          "--to", end, "--interval", "day", "--format", fmt, env=ENV)
@@ -58,7 +60,7 @@ def test_history_day_csv_and_json(tmp_path, fmt):
 
 
 def test_history_minute_window_and_bad_input(tmp_path):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         path = str(write_config(tmp_path, sim.url))
         ps_key = sim.fleet.devices()[1].ps_key
         ok = run_cli("history", "-c", path, "--ps-key", ps_key, "--points", "13011",
@@ -72,7 +74,7 @@ def test_history_minute_window_and_bad_input(tmp_path):
 
 
 def test_health_reflects_the_status_file(tmp_path, broker):
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         path = write_config(tmp_path, sim.url, token_file=str(tmp_path / "state" / "token.json"))
         data = yaml.safe_load(path.read_text())
         data["mqtt"] = {"host": "127.0.0.1", "port": broker.port, "base_topic": "health_t"}

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional
 import pytest
 import yaml
 
-from conftest import Broker
+from conftest import SIM_START, Broker
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, SimulatorServer
 
@@ -74,7 +74,7 @@ def fleet_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A broker, the simulator and a bridge that has announced everything and polled once."""
     tmp = tmp_path_factory.mktemp("ha")
     broker = Broker(tmp).start()
-    sim = SimulatorServer().start()
+    sim = SimulatorServer(start_time=SIM_START).start()
     config = {"isolarcloud": {"server": sim.url, "appkey": DEFAULT_CREDENTIALS.appkey,
                               "access_key": DEFAULT_CREDENTIALS.access_key,
                               "username": DEFAULT_CREDENTIALS.username,

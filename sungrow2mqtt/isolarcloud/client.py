@@ -3,17 +3,24 @@
 Each method checks the document's parameter limits *before* calling (``ValueError`` naming the
 limit), pages list services to the end, splits oversized requests into the fewest calls and merges
 the answers.  The token is obtained once, kept (optionally in a :class:`TokenStore`) and renewed
-once when the server says ``E00003``.
+once when the gateway refuses it (``E900`` or ``E00003``); ``E900`` on a token just issued means
+the appkey may not call that API, which is then held back for a while (:meth:`denied_apis`).
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (
+    Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar,
+    Union,
+)
 
-from sungrow2mqtt.isolarcloud.errors import LOGIN_STATES, AuthError, LoginError
+from sungrow2mqtt.isolarcloud.errors import (
+    LOGIN_STATES, ApiError, ApiNotAuthorised, AuthError, LoginError,
+)
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Response, Transport
 from sungrow2mqtt.secret import Secret, register
@@ -29,6 +36,13 @@ MAX_PAGES = 1000                   # a guard against a server that never reports
 # 2.8: day 100 days, month 24 months, year 5 years; query_type -> (name, limit, default data_type)
 HISTORY_QUERY_TYPES = {1: ("day", 100, "2"), 2: ("month", 24, "4"), 3: ("year", 5, "4")}
 POINT_TYPES = {1: "remote signaling", 2: "telemetry", 5: "property"}
+# The live gateway refuses a dead or unknown token with E900 "Unauthorized access", the document
+# says E00003; E900 also means "this appkey may not call this API" (README, live gateway quirks).
+TOKEN_REFUSED = frozenset({"E900", "E00003"})
+# A token our own login issued this long ago, that has not yet served a call, cannot have died of
+# age: E900 on it means the API is not authorised rather than the token being dead.
+FRESH_TOKEN_SECONDS = 60.0
+DENIED_FOR = 3600.0                # how long an API refused with E900 is not called again
 
 T = TypeVar("T")
 Row = Dict[str, Any]
@@ -36,14 +50,23 @@ Row = Dict[str, Any]
 
 @dataclass
 class RealtimeResult:
-    """Realtime answer: one ``device_point`` map per device, plus SNs the server did not know."""
+    """Realtime answer: one ``device_point`` map per device, plus the SNs and ps_keys the server
+    could not serve (the live gateway names bad ps_keys in ``fail_ps_key_list``)."""
 
     devices: List[Row] = field(default_factory=list)
     fail_sn_list: List[str] = field(default_factory=list)
+    fail_ps_key_list: List[str] = field(default_factory=list)
 
     def by_ps_key(self) -> Dict[str, Row]:
         """The device maps keyed by ps_key."""
         return {str(d.get("ps_key")): d for d in self.devices}
+
+    def extend(self, other: "RealtimeResult") -> None:
+        """Add the result of other devices (another type or chunk)."""
+        self.devices.extend(other.devices)
+        for failed, more in ((self.fail_sn_list, other.fail_sn_list),
+                             (self.fail_ps_key_list, other.fail_ps_key_list)):
+            failed.extend(item for item in more if item not in failed)
 
 
 @dataclass
@@ -101,15 +124,22 @@ class IsolarCloudClient:
         *,
         token_store: Optional[TokenStore] = None,
         page_size: int = PAGE_SIZE,
+        denied_for: float = DENIED_FOR,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.transport = transport
         self.username = username
         self._password = password if isinstance(password, Secret) else Secret(password)
         self._token_store = token_store
-        self._token: Optional[str] = None
-        self._token_lock = threading.Lock()
         self.page_size = page_size
+        self.denied_for = denied_for
+        self._clock = clock
         self.user: Row = {}
+        self._login_lock = threading.RLock()      # one login at a time, however many callers
+        self._state_lock = threading.Lock()       # guards the three fields below
+        self._token: Optional[str] = None
+        self._fresh: Optional[Tuple[str, float]] = None   # our login's token until it serves
+        self._denied: Dict[str, Tuple[float, dt.datetime]] = {}   # API -> (clock, UTC) until
 
     def __repr__(self) -> str:
         return f"IsolarCloudClient({self.transport!r}, username={self.username!r})"
@@ -122,59 +152,119 @@ class IsolarCloudClient:
 
     def login(self) -> Row:
         """2.1 /openapi/login: authenticate, keep the token, return the user info (no token)."""
-        response = self.transport.call("login", {"user_account": self.username,
-                                                 "user_password": self._password.reveal()})
-        data = response.data if isinstance(response.data, dict) else {}
-        state = str(data.get("login_state", ""))
-        token = data.get("token")
-        if state != "1" or not token:
-            reason = LOGIN_STATES.get(state, f"login refused (login_state {state or 'missing'})")
-            remain = data.get("remain_times")
-            if state == "0" and remain not in (None, ""):
-                plural = "" if str(remain) == "1" else "s"
-                reason += f", {remain} attempt{plural} left before the account is locked"
-            raise LoginError(f"login: {reason}", login_state=state, endpoint="login",
-                             req_serial_num=response.req_serial_num)
-        register(str(token))
-        with self._token_lock:
-            self._token = str(token)
-        if self._token_store:
-            self._token_store.save(self._token)
-        self.user = {k: v for k, v in data.items() if k != "token"}
-        log.info("Logged in to %s", self.transport.base_url)
-        return self.user
+        with self._login_lock:
+            response = self.transport.call("login", {"user_account": self.username,
+                                                     "user_password": self._password.reveal(),
+                                                     "login_type": "1"})   # appendix 7
+            data = response.data if isinstance(response.data, dict) else {}
+            token = _login_token(data, response.req_serial_num)
+            register(token)
+            with self._state_lock:
+                self._token, self._fresh = token, (token, self._clock())
+            if self._token_store:
+                self._token_store.save(token)
+            self.user = {k: v for k, v in data.items() if k != "token"}
+            log.info("Logged in to %s", self.transport.base_url)
+            return self.user
 
-    def _current_token(self) -> str:
-        with self._token_lock:
+    def _token_for_call(self) -> Tuple[str, bool]:
+        """The token to call with (stored or from a login) and whether our login just issued it."""
+        with self._state_lock:
             token = self._token
-        if token is None and self._token_store:
-            token = self._token_store.load()
-            if token:
-                log.debug("Reusing the stored token")
-                with self._token_lock:
-                    self._token = token
         if token is None:
-            self.login()
-            with self._token_lock:
-                token = self._token
-        assert token is not None
-        return token
+            with self._login_lock:        # callers arriving together cause one login
+                with self._state_lock:
+                    token = self._token
+                if token is None and self._token_store:
+                    token = self._token_store.load()
+                    if token:
+                        log.debug("Reusing the stored token")
+                        with self._state_lock:
+                            self._token = token
+                if token is None:
+                    self.login()
+        with self._state_lock:
+            token = self._token
+            assert token is not None
+            fresh = (self._fresh is not None and self._fresh[0] == token
+                     and self._clock() - self._fresh[1] < FRESH_TOKEN_SECONDS)
+        return token, fresh
 
-    def call(self, service: str, params: Mapping[str, Any]) -> Response:
-        """Call ``service`` with the token; on E00003 log in again once and repeat the call."""
-        token = self._current_token()
-        try:
-            return self.transport.call(service, params, token)
-        except AuthError as exc:
-            if exc.result_code != "E00003":
-                raise
-            log.info("%s: token expired (E00003); logging in again", service)
-            with self._token_lock:
-                if self._token == token:
-                    self._token = None
+    def _renew(self, dead: str, service: str, code: str) -> str:
+        """A token in place of ``dead``: one login, however many calls saw it refused at once."""
+        with self._login_lock:
+            with self._state_lock:
+                current = self._token
+            if current is not None and current != dead:
+                return current            # another call has logged in already
+            log.info("%s: token refused (%s); logging in again", service, code)
             if self._token_store:
                 self._token_store.clear()
-            return self.transport.call(service, params, self._current_token())
+            self.login()
+            with self._state_lock:
+                assert self._token is not None
+                return self._token
+
+    def call(self, service: str, params: Mapping[str, Any]) -> Response:
+        """Call ``service`` with the token; thread-safe.
+
+        A refused token (E900/E00003) that was not just issued costs one login and one repeat.
+        E900 on a token just issued means this appkey may not call ``service``: ApiNotAuthorised,
+        and ``service`` is refused here without a call for ``denied_for`` seconds.
+        """
+        self._raise_if_denied(service)
+        token, fresh = self._token_for_call()
+        try:
+            response = self.transport.call(service, params, token)
+        except AuthError as exc:
+            if exc.result_code not in TOKEN_REFUSED:
+                raise
+            if fresh:
+                raise self._refused_fresh(service, exc) from None
+            token = self._renew(token, service, str(exc.result_code))
+            try:
+                response = self.transport.call(service, params, token)
+            except AuthError as again:
+                if again.result_code not in TOKEN_REFUSED:
+                    raise
+                raise self._refused_fresh(service, again) from None
+        with self._state_lock:
+            if self._fresh is not None and self._fresh[0] == token:
+                self._fresh = None        # the token has served: from now on it may die
+        return response
+
+    # -- APIs this appkey may not call ------------------------------------------------------
+
+    def denied_apis(self) -> Dict[str, dt.datetime]:
+        """APIs refused with E900 on a fresh token, with the UTC time they are tried again."""
+        with self._state_lock:
+            now = self._clock()
+            return {api: retry_at for api, (until, retry_at) in self._denied.items()
+                    if until > now}
+
+    def _refused_fresh(self, service: str, exc: AuthError) -> ApiError:
+        """A token just issued was refused: E900 means the API is not authorised."""
+        if exc.result_code != "E900":
+            return exc
+        retry_at = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.denied_for)
+        with self._state_lock:
+            now = self._clock()
+            known = self._denied.get(service)
+            first = known is None or known[0] <= now
+            self._denied[service] = (now + self.denied_for, retry_at)
+        error = _not_authorised(service, retry_at, exc.req_serial_num)
+        if first:
+            log.warning("%s", error)
+        return error
+
+    def _raise_if_denied(self, service: str) -> None:
+        with self._state_lock:
+            known = self._denied.get(service)
+            if known is not None and known[0] <= self._clock():
+                del self._denied[service]
+                known = None
+        if known is not None:
+            raise _not_authorised(service, known[1], None)
 
     def _pages(self, service: str, params: Mapping[str, Any]) -> List[Row]:
         """Every row of a paged service: curPage 1, 2, ... until rowCount rows are in."""
@@ -292,8 +382,7 @@ class IsolarCloudClient:
             points = list(points_by_type.get(device_type, ()))
             if not points:
                 continue
-            part = self.get_device_real_time_data(device_type, points, ps_keys=keys)
-            result.devices.extend(part.devices)
+            result.extend(self.get_device_real_time_data(device_type, points, ps_keys=keys))
         return result
 
     def get_device_point_minute_data_list(
@@ -402,6 +491,31 @@ class IsolarCloudClient:
 
 # -- helpers ----------------------------------------------------------------------------------
 
+def _login_token(data: Row, serial: Optional[str]) -> str:
+    """The token of a login answer, or the LoginError its ``login_state`` means."""
+    state = str(data.get("login_state", ""))
+    token = data.get("token")
+    if state == "1" and token:
+        return str(token)
+    reason = LOGIN_STATES.get(state, f"login refused (login_state {state or 'missing'})")
+    remain = data.get("remain_times")
+    if state == "0" and remain not in (None, ""):
+        plural = "" if str(remain) == "1" else "s"
+        reason += f", {remain} attempt{plural} left before the account is locked"
+    raise LoginError(f"login: {reason}", login_state=state, endpoint="login",
+                     req_serial_num=serial)
+
+
+def _not_authorised(service: str, retry_at: dt.datetime, serial: Optional[str]
+                    ) -> ApiNotAuthorised:
+    until = retry_at.isoformat(timespec="seconds")
+    return ApiNotAuthorised(
+        f"{service} is not authorised for this appkey: enable it for your application on the "
+        f"developer portal (E900; not called again before {until})",
+        retry_at=retry_at, endpoint=service, result_code="E900",
+        meaning="access has not been authorized for this API", req_serial_num=serial)
+
+
 def _str(value: Union[int, str, None]) -> Optional[str]:
     return None if value is None or value == "" else str(value)
 
@@ -465,9 +579,12 @@ def _merge_realtime(result: RealtimeResult, data: Any) -> None:
             copy = dict(point_map)
             result.devices.append(copy)
             known[str(copy.get("ps_key"))] = copy
-    for sn in data.get("fail_sn_list") or []:
-        if sn not in result.fail_sn_list:
-            result.fail_sn_list.append(sn)
+    for name, failed in (("fail_sn_list", result.fail_sn_list),
+                         ("fail_ps_key_list", result.fail_ps_key_list)):
+        items = data.get(name)
+        for item in items if isinstance(items, list) else []:
+            if str(item) not in failed:
+                failed.append(str(item))
 
 
 def _merge_minute(result: HistoryResult, response: Response) -> None:

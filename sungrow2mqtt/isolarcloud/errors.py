@@ -43,8 +43,8 @@ class LoginError(AuthError):
         self.login_state = login_state
 
 
-class RateLimitError(ApiError):
-    """The call quota or the call frequency limit was hit; ``retry_at`` says when to try again."""
+class _RetryAt(ApiError):
+    """A failure that lifts at ``retry_at`` (UTC); the subclass says what to hold back."""
 
     def __init__(self, message: str, *, retry_at: dt.datetime, **kwargs: object) -> None:
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
@@ -54,6 +54,19 @@ class RateLimitError(ApiError):
         """Seconds from ``now`` until the limit lifts (never negative)."""
         now = now or dt.datetime.now(dt.timezone.utc)
         return max(0.0, (self.retry_at - now).total_seconds())
+
+
+class RateLimitError(_RetryAt):
+    """The call quota or the call frequency limit was hit: hold back every call until
+    ``retry_at``."""
+
+
+class ApiNotAuthorised(_RetryAt):
+    """E900 on a token just issued: this appkey may not call ``endpoint``.
+
+    Only that API is held back until ``retry_at``; every other API keeps working.  Neither an
+    AuthError (the credentials are fine) nor a RateLimitError (nothing else has to pause).
+    """
 
 
 class RequestRejected(ApiError, ValueError):

@@ -4,8 +4,7 @@ Start one with ``SimulatorServer(...).start()`` (or as a context manager) and po
 ``server.url``; :func:`config_block` writes the matching ``isolarcloud:`` configuration section.
 """
 from sungrow2mqtt.simulator.fleet import Fleet
-from sungrow2mqtt.simulator.server import (
-    DEFAULT_CREDENTIALS, Credentials, SimulatorServer, config_block,
-)
+from sungrow2mqtt.simulator.gateway import DEFAULT_CREDENTIALS, Credentials
+from sungrow2mqtt.simulator.server import SimulatorServer, config_block
 
 __all__ = ["Credentials", "DEFAULT_CREDENTIALS", "Fleet", "SimulatorServer", "config_block"]

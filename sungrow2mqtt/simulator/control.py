@@ -167,12 +167,6 @@ class ControlSimulator:
         self._lock = threading.Lock()
         self.reset()
 
-    def handlers(self) -> Dict[str, Callable[[_CallLike], Dict[str, Any]]]:
-        """The three services, for the gateway's service table."""
-        return {"paramSettingCheck": self.param_setting_check,
-                "paramSetting": self.param_setting,
-                "getParamSettingTask": self.get_param_setting_task}
-
     # -- controls for tests -----------------------------------------------------------------
     def reset(self) -> None:
         """Every device back to its defaults, online; no tasks, no queued failures."""

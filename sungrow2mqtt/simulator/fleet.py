@@ -13,39 +13,24 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
+from sungrow2mqtt.simulator.tables import load_yaml
 from sungrow2mqtt.simulator.values import (
     SLOT_SECONDS, SLOTS_PER_DAY, SLOTS_PER_HOUR, DeviceProfile, PlantParams, PlantPhysics,
-    PlantSample, date_day, format_reading, local_day_slot, point_decimals, point_kind,
-    read_point, slot_datetime,
+    PlantSample, Reading, date_day, format_reading, is_fraction, local_day_slot, point_decimals,
+    point_kind, read_point, slot_datetime,
 )
 
 logger = logging.getLogger(__name__)
 
+_NAMES = load_yaml("names.yaml")
 # Appendix 1 English names, lower-cased as the samples show them ("type_name": "inverter").
-DEVICE_TYPE_NAMES: Dict[int, str] = {
-    1: "inverter", 2: "container", 3: "grid-connection point", 4: "combiner box",
-    5: "meteo station", 6: "transformer", 7: "meter", 8: "ups", 9: "data logger", 10: "string",
-    11: "plant", 12: "circuit protection", 13: "splitting device", 14: "energy storage system",
-    15: "sampling device", 16: "emu", 17: "unit", 18: "temperature and humidity sensor",
-    19: "intelligent power distribution cabinet", 20: "display device",
-    21: "ac power distributed cabinet", 22: "communication module", 23: "system-bms",
-    24: "array-bms", 25: "dc-dc", 26: "energy management system", 27: "tracking system",
-    28: "wind energy converter", 29: "svg", 30: "pt cabinet", 31: "bus protection",
-    32: "cleaning device", 33: "direct current cabinet", 34: "public measurement and control",
-    37: "pcs", 41: "optimizer", 43: "battery", 44: "battery cluster management unit",
-    45: "local controller", 51: "charger", 52: "battery system controller",
-    55: "microinverter", 63: "diesel generator",
-}
+DEVICE_TYPE_NAMES: Dict[int, str] = {int(k): str(v) for k, v in _NAMES["device_types"].items()}
 VIRTUAL_DEVICE_TYPES = frozenset({3, 11, 17})  # plant, grid-connection point, unit (section 2.5.3)
+PS_TYPE_NAMES: Dict[int, str] = {int(k): str(v) for k, v in _NAMES["plant_types"].items()}
 
-PS_TYPE_NAMES: Dict[int, str] = {
-    1: "Utility PV", 3: "Commercial PV", 4: "Residential PV", 5: "Residential Storage",
-    6: "Village-level Plant", 7: "Distributed Storage", 8: "Poverty Reduction Plant",
-    9: "Wind Plant",
-}
-
+RATIO_SCALES = ("fraction", "percent")
 FAULT = 1
 ALARM = 2
 
@@ -194,13 +179,17 @@ class Fleet:
                     self._by_sn[device.sn] = device
         self._fault_seq = itertools.count(1)
         self._lock = threading.Lock()
+        self.percent_ratios: Set[str] = set()   # ps_keys whose ratio points report 0-100
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
-    def default(cls) -> Fleet:
-        """A hybrid storage plant (GMT+1) and a two-inverter PV plant (GMT+10)."""
-        fleet = cls([_storage_plant(), _pv_plant()])
-        now = time.time()
+    def default(cls, now: Optional[float] = None) -> Fleet:
+        """A hybrid storage plant (GMT+1) and a two-inverter PV plant (GMT+10).
+
+        One fault, closed an hour ago, was raised six hours before ``now`` (default: wall clock).
+        """
+        fleet = cls([_plant_from_data(row) for row in load_yaml("default_fleet.yaml")["plants"]])
+        now = time.time() if now is None else now
         fault_id = fleet.add_fault("1587093_1_2_1", 60005, "Grid Power Outage",
                                    fault_type=FAULT, fault_level=1, now=now - 6 * 3600)
         fleet.clear_fault(fault_id, now=now - 5 * 3600)
@@ -290,10 +279,32 @@ class Fleet:
         sample = self.sample(self.plant_of(device), ts)
         return {pid: self._formatted(sample, device, pid) for pid in point_ids}
 
-    @staticmethod
-    def _formatted(sample: PlantSample, device: Device, point_id: int) -> Optional[str]:
+    def set_ratio_scale(self, ps_key: str, scale: str) -> None:
+        """``percent``: the device's SOC/SOH points report 0-100; ``fraction`` (default) 0-1."""
+        if self.device(ps_key) is None:
+            raise ValueError(f"unknown ps_key {ps_key!r}")
+        if scale not in RATIO_SCALES:
+            raise ValueError(f"scale must be one of {', '.join(RATIO_SCALES)}, not {scale!r}")
+        with self._lock:
+            self.percent_ratios.discard(ps_key)
+            if scale == "percent":
+                self.percent_ratios.add(ps_key)
+
+    def _reading(self, sample: PlantSample, device: Device, point_id: int) -> Reading:
         value = read_point(sample, device.profile, device.device_type, point_id)
-        return format_reading(value, point_decimals(device.device_type, point_id))
+        if (isinstance(value, float) and device.ps_key in self.percent_ratios
+                and is_fraction(device.device_type, point_id)):
+            return value * 100.0
+        return value
+
+    def _decimals(self, device: Device, point_id: int) -> int:
+        if device.ps_key in self.percent_ratios and is_fraction(device.device_type, point_id):
+            return 1
+        return point_decimals(device.device_type, point_id)
+
+    def _formatted(self, sample: PlantSample, device: Device, point_id: int) -> Optional[str]:
+        return format_reading(self._reading(sample, device, point_id),
+                              self._decimals(device, point_id))
 
     def minute_rows(self, device: Device, point_ids: Sequence[int], start: dt.datetime,
                     end: dt.datetime, interval_minutes: int, now: float) -> List[Dict[str, str]]:
@@ -344,7 +355,7 @@ class Fleet:
                 stats_by_day[day] = self._day_stats(plant, device, point_ids, day,
                                                     now_day, now_slot)
         for pid in point_ids:
-            decimals = point_decimals(device.device_type, pid)
+            decimals = self._decimals(device, pid)
             summable = point_kind(device.device_type, pid) == "day"
             entries = []
             for period in periods:
@@ -366,8 +377,7 @@ class Fleet:
                 out[f"p{pid}"] = entries
         return out
 
-    @staticmethod
-    def _day_stats(plant: Plant, device: Device, point_ids: Sequence[int], day: int,
+    def _day_stats(self, plant: Plant, device: Device, point_ids: Sequence[int], day: int,
                    now_day: int, now_slot: int) -> Dict[int, Tuple[float, float, float]]:
         last = now_slot if day == now_day else SLOTS_PER_DAY - 1
         slots = sorted(set(range(0, last + 1, SLOTS_PER_HOUR)) | {last})
@@ -375,15 +385,31 @@ class Fleet:
         for slot in slots:
             sample = plant.physics.sample(day, slot)
             for pid in point_ids:
-                value = read_point(sample, device.profile, device.device_type, pid)
+                value = self._reading(sample, device, pid)
                 if isinstance(value, (int, float)):
                     values[pid].append(float(value))
         return {pid: (sum(v) / len(v), max(v), min(v)) for pid, v in values.items() if v}
 
 
 # ---------------------------------------------------------------------------------------------
-# the default fleet
+# the default fleet (data/default_fleet.yaml)
 # ---------------------------------------------------------------------------------------------
+
+
+def _plant_from_data(row: Dict[str, Any]) -> Plant:
+    """A plant of ``default_fleet.yaml``: its fields, physics inputs and devices."""
+    install = dt.datetime.strptime(row["install_date"], "%Y-%m-%d %H:%M:%S").date()
+    params = PlantParams(seed=row["ps_id"], install_day=date_day(install), **row["physics"])
+    devices = [_device_from_data(row["ps_id"], entry) for entry in row["devices"]]
+    fields = {k: v for k, v in row.items() if k not in ("physics", "devices")}
+    return Plant(params=params, devices=devices, **fields)
+
+
+def _device_from_data(ps_id: int, entry: Dict[str, Any]) -> Device:
+    fields = dict(entry)
+    profile = DeviceProfile(**fields.pop("profile"))
+    fields["properties"] = {int(k): str(v) for k, v in fields.get("properties", {}).items()}
+    return Device(ps_id=ps_id, profile=profile, **fields)
 
 
 def _device_name(model: str, code: int) -> str:
@@ -396,40 +422,6 @@ def _plant_device(ps_id: int, name: str, uuid: int, seed: int) -> Device:
                   factory_name=None)
 
 
-def _storage_plant() -> Plant:
-    ps_id, module_sn = 1563218, "B2230987654"
-    params = PlantParams(seed=ps_id, tz_hours=1.0, latitude=48.137, longitude=11.575,
-                         pv_wp=10000.0, battery_wh=9600.0, base_load_w=480.0, has_meter=True,
-                         install_day=date_day(dt.date(2023, 4, 18)))
-    devices = [
-        _plant_device(ps_id, "Demo Hybrid Home", 2300101, 11),
-        Device(ps_id, 14, 1, 1, 2300102, _device_name("SH10RT", 1),
-               DeviceProfile(12, "hybrid", rated_w=10000.0, pv_share=1.0, battery_share=1.0,
-                             phases=3, mppts=2),
-               model_code="SH10RT", model_id=1366, sn="A2231234567",
-               communication_dev_sn=module_sn,
-               firmware={"lcd_version": "SAPPHIRE-H_01011.95.08",
-                         "mdsp_version": "SUBCTL-H_01011.01.27",
-                         "sdsp_version": "SUBCTL-S_01011.01.19",
-                         "battery_version": "SBRBCU_22011.01.21"},
-               properties={13251: "CB0", 13257: "10000.0", 13258: "9600.0", 13261: "0",
-                           18290: "10.6", 18291: "10.6"}),
-        Device(ps_id, 7, 2, 1, 2300103, _device_name("DTSU666", 2),
-               DeviceProfile(13, "meter", phases=3), model_code="DTSU666-20", model_id=2047,
-               communication_dev_sn=module_sn),
-        Device(ps_id, 43, 3, 1, 2300104, _device_name("SBR096", 3),
-               DeviceProfile(14, "battery", battery_share=1.0, battery_modules=3),
-               model_code="SBR096", model_id=2133, sn="S2305123456",
-               communication_dev_sn=module_sn, firmware={"battery_version": "SBRBCU_22011.01.21"}),
-        Device(ps_id, 22, 247, 1, 2300105, "WiNet-S(COM1-247)", DeviceProfile(15, "module"),
-               model_code="WiNet-S", model_id=1481, sn=module_sn, communication_dev_sn=module_sn,
-               firmware={"m_version": "WINET-SV200.001.00.P023",
-                         "system_version": "WINET-SV200"}),
-    ]
-    return Plant(ps_id, "Demo Hybrid Home", 5, params, "Marienplatz 1, 80331 Munich, Germany",
-                 "2023-04-18 10:12:45", "EUR", 0.32, devices)
-
-
 def _inverter(ps_id: int, code: int, uuid: int, model: str, rated: float, plant_wp: float,
               sn: str, module_sn: str, phases: int = 1) -> Device:
     return Device(ps_id, 1, code, 1, uuid, _device_name(model, code),
@@ -439,25 +431,6 @@ def _inverter(ps_id: int, code: int, uuid: int, model: str, rated: float, plant_
                   communication_dev_sn=module_sn,
                   firmware={"lcd_version": f"LCD_{model}_V11_V01_A",
                             "mdsp_version": f"MDSP_{model}_V11_V01_A"})
-
-
-def _pv_plant() -> Plant:
-    ps_id, module_sn = 1587093, "B2240556677"
-    params = PlantParams(seed=ps_id, tz_hours=10.0, latitude=-27.47, longitude=153.03,
-                         pv_wp=13000.0, has_meter=False, base_load_w=600.0,
-                         install_day=date_day(dt.date(2022, 9, 6)))
-    devices = [
-        _plant_device(ps_id, "Demo PV Farmhouse", 2300201, 21),
-        _inverter(ps_id, 1, 2300202, "SG5.0RS", 5000.0, 13000.0, "A2240112233", module_sn),
-        _inverter(ps_id, 2, 2300203, "SG8.0RS", 8000.0, 13000.0, "A2240112244", module_sn),
-        Device(ps_id, 22, 247, 1, 2300204, "WiNet-S(COM1-247)", DeviceProfile(24, "module"),
-               model_code="WiNet-S", model_id=1481, sn=module_sn, communication_dev_sn=module_sn,
-               firmware={"m_version": "WINET-SV200.001.00.P021",
-                         "system_version": "WINET-SV200"}),
-    ]
-    return Plant(ps_id, "Demo PV Farmhouse", 4, params,
-                 "1 Example Street, Brisbane QLD 4000, Australia", "2022-09-06 08:41:10", "AUD",
-                 0.25, devices)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Measuring points and the plant physics behind the simulator's readings.
 
-The point tables at the end of this module are copies of the developer portal's *common measuring
-points* pages (``isolarcloud-portal/*.md``), one per device type the simulator fields; they feed
-``getOpenPointInfo`` and say which IDs exist.  Which of them carry a value, and how it is computed,
-is a second table per device type (:data:`SOURCE_MAPS`, point ID -> source name).  Sources are a
-small registry of functions of one plant sample and one device profile.
+The point tables (``data/portal_points.csv``) are copies of the developer portal's *common
+measuring points* pages (``isolarcloud-portal/*.md``), one per device type the simulator fields;
+they feed ``getOpenPointInfo`` and say which IDs exist.  Which of them carry a value, and how it is
+computed, is a second table per device type (``data/point_sources.yaml``, :data:`SOURCE_MAPS`,
+point ID -> source name).  Sources are a small registry of functions of one plant sample and one
+device profile; names and units the gateway answers with are in ``data/names.yaml``.
 
 The physics is a deterministic function of the clock: every plant day has closed-form totals (PV
 yield from season, latitude and a per-day weather draw; load; battery charge and discharge chosen
@@ -26,6 +27,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple, Union
+
+from sungrow2mqtt.simulator.tables import load_csv, load_yaml
 
 SLOT_SECONDS = 300
 SLOTS_PER_DAY = 288
@@ -559,69 +562,20 @@ SOURCES: Dict[str, Source] = {
     "no_reading": _plain(lambda c: "--", 0, "const"),
 }
 
-_MPPT_POINTS = {  # MPPT n: (voltage, current) point IDs of the inverter table
-    1: (5, 6), 2: (7, 8), 3: (9, 10), 4: (45, 46), 5: (47, 48), 6: (49, 50), 7: (51, 52),
-    8: (53, 54), 9: (55, 56), 10: (57, 58),
-}
-_MPPT_POWER_POINTS = {1: 11, 2: 12, 3: 13, 4: 59, 5: 60, 6: 61, 7: 62, 8: 63, 9: 64, 10: 65}
+def _source_maps() -> Dict[int, Dict[int, str]]:
+    """``data/point_sources.yaml``, checked against :data:`SOURCES`."""
+    maps = {int(t): {int(p): str(name) for p, name in points.items()}
+            for t, points in load_yaml("point_sources.yaml").items()}
+    for device_type, points in maps.items():
+        for point_id, name in points.items():
+            if name.partition(":")[0] not in SOURCES:
+                raise ValueError(f"point_sources.yaml: {device_type}/{point_id}: "
+                                 f"unknown source {name!r}")
+    return maps
 
-# device type -> point ID -> source name (``name:arg``); points of a table not listed here are null
-SOURCE_MAPS: Dict[int, Dict[int, str]] = {
-    1: {
-        1: "today:pv", 2: "total:pv", 87: "pv_month", 88: "pv_year", 24: "ac_power",
-        14: "pv_power", 18: "voltage:a", 19: "voltage:b", 20: "voltage:c", 21: "current:a",
-        22: "current:b", 23: "current:c", 15: "line_voltage:ab", 16: "line_voltage:bc",
-        17: "line_voltage:ca", 25: "reactive", 26: "power_factor", 43: "apparent",
-        27: "frequency", 4: "temperature", 94: "insulation", 95: "bus_voltage",
-        7356: "run_hours", 29: "inverter_status",
-        **{v: f"mppt:v.{n}" for n, (v, _i) in _MPPT_POINTS.items()},
-        **{i: f"mppt:i.{n}" for n, (_v, i) in _MPPT_POINTS.items()},
-        **{p: f"mppt:p.{n}" for n, p in _MPPT_POWER_POINTS.items()},
-    },
-    14: {
-        13011: "ac_power", 13003: "pv_power", 13157: "voltage:a", 13158: "voltage:b",
-        13159: "voltage:c", 13008: "current:a", 13009: "current:b", 13010: "current:c",
-        13012: "reactive", 13018: "apparent", 13013: "power_factor", 13007: "frequency",
-        13019: "temperature", 13020: "run_hours", 13160: "insulation", 13161: "bus_voltage",
-        13004: "line_voltage:ab", 13005: "line_voltage:bc", 13006: "line_voltage:ca",
-        13112: "today:pv", 13134: "total:pv", 13001: "mppt:v.1", 13002: "mppt:i.1",
-        13105: "mppt:v.2", 13106: "mppt:i.2", 13107: "mppt:v.3", 13108: "mppt:i.3",
-        13109: "mppt:v.4", 13110: "mppt:i.4", 13122: "today:exp", 13125: "total:exp",
-        13147: "today:imp", 13148: "total:imp", 13149: "purchased_power",
-        13121: "feed_in_power", 13141: "soc_fraction", 13028: "today:chg", 13029: "today:dis",
-        13034: "total:chg", 13035: "total:dis", 13138: "battery_voltage",
-        13139: "battery_current", 13142: "soh_fraction", 13143: "battery_temp:mid",
-        13162: "bms_current_limit", 13163: "bms_current_limit", 13126: "charge_power",
-        13150: "discharge_power", 13119: "load_power", 13199: "today:load",
-        13130: "total:load", 13140: "battery_capacity", 13146: "hybrid_status",
-    },
-    7: {
-        8018: "ac_power", 8000: "voltage:a", 8001: "voltage:b", 8002: "voltage:c",
-        8003: "line_voltage:ab", 8004: "line_voltage:bc", 8005: "line_voltage:ca",
-        8006: "current:a", 8007: "current:b", 8008: "current:c", 8064: "frequency",
-        8014: "power_factor", 8022: "reactive", 8026: "apparent", 8030: "total:imp",
-        8031: "total:exp", 8062: "today:imp", 8063: "today:exp",
-    },
-    43: {
-        58601: "battery_voltage", 58602: "battery_current", 58603: "battery_temp:mid",
-        58604: "soc_fraction", 58605: "soh_fraction", 58606: "total:chg", 58607: "total:dis",
-        58610: "cell_mv:max", 58612: "cell_mv:min", 58614: "battery_temp:max",
-        58616: "battery_temp:min",
-        **{58618 + n: f"cell_mv:max.{n + 1}" for n in range(8)},
-        **{58626 + n: f"cell_mv:min.{n + 1}" for n in range(8)},
-    },
-    22: {23001: "no_reading", 23014: "wlan_signal"},
-    11: {
-        83022: "today:pv", 83024: "total:pv", 83033: "pv_power", 83002: "ac_power",
-        83004: "total:pv", 83009: "today:pv", 83019: "power_ratio", 83025: "eq_hours_total",
-        83005: "eq_hours_today", 83016: "ambient", 83012: "no_reading", 83013: "no_reading",
-        83023: "no_reading", 83052: "load_power", 83106: "load_power", 83067: "pv_power",
-        83102: "today:imp", 83105: "total:imp", 83072: "today:exp", 83075: "total:exp",
-        83118: "today:load", 83124: "total:load", 83549: "grid_power",
-        83252: "soc_fraction", 83334: "soc_percent", 83322: "today:chg", 83323: "today:dis",
-        83324: "total:chg", 83325: "total:dis",
-    },
-}
+
+# device type -> point ID -> source name (``name:arg``); points of a table not listed are null
+SOURCE_MAPS: Dict[int, Dict[int, str]] = _source_maps()
 
 
 def point_source(device_type: int, point_id: int) -> Optional[Tuple[Source, str]]:
@@ -631,6 +585,16 @@ def point_source(device_type: int, point_id: int) -> Optional[Tuple[Source, str]
         return None
     base, _, arg = name.partition(":")
     return SOURCES[base], arg
+
+
+# SOC and SOH (13141, 13142, 58604, 58605, 83252): 0-1 fractions in live data
+FRACTION_SOURCES = frozenset({"soc_fraction", "soh_fraction"})
+
+
+def is_fraction(device_type: int, point_id: int) -> bool:
+    """Whether a point is a ratio the gateway sends as a 0-1 fraction."""
+    name = SOURCE_MAPS.get(device_type, {}).get(point_id, "")
+    return name.partition(":")[0] in FRACTION_SOURCES
 
 
 def read_point(sample: PlantSample, profile: DeviceProfile, device_type: int,
@@ -678,41 +642,31 @@ class PointInfo:
     unit: str
 
 
+_NAMES = load_yaml("names.yaml")
 # Names the gateway answers in Chinese whatever ``lang`` says (the known quirk of the README).
-CHINESE_NAMES: Dict[int, str] = {
-    1: "日发电量", 2: "总发电量", 24: "总有功功率", 13141: "电池电量(SOC)", 58604: "电池电量",
-    83022: "电站日发电量", 8018: "电表有功功率",
-}
-
-SHOW_UNITS: Dict[str, str] = {"Wh": "kWh", "W": "kW", "var": "kvar", "varh": "kvarh",
-                              "VA": "kVA"}
-
-# Property points (getOpenPointInfo type 5, getDevPropertyPointValue).  13258 and 13261 are named
-# by the document (section 2.11.3); 13251 and 13257 only appear with values, so their names here
-# are the simulator's.
+CHINESE_NAMES: Dict[int, str] = {int(k): str(v) for k, v in _NAMES["chinese_point_names"].items()}
+SHOW_UNITS: Dict[str, str] = {str(k): str(v) for k, v in _NAMES["show_units"].items()}
+# Property points (getOpenPointInfo type 5, getDevPropertyPointValue)
 PROPERTY_POINTS: Dict[int, Tuple[PointInfo, ...]] = {
-    14: (
-        PointInfo(13251, "Battery Type", ""),
-        PointInfo(13257, "Installed PV Power", "Wp"),
-        PointInfo(13258, "Battery Capacity(Lithium Battery)", "Wh"),
-        PointInfo(13261, "Battery Capacity(Lead-Acid Battery)", "Ah"),
-    ),
+    int(t): tuple(PointInfo(int(pid), str(name), str(unit)) for pid, name, unit in rows)
+    for t, rows in _NAMES["property_points"].items()
 }
 
 
-def _parse_table(text: str) -> Tuple[PointInfo, ...]:
-    rows = []
-    for line in text.strip().splitlines():
-        point_id, unit, name = line.split("|", 2)
-        rows.append(PointInfo(int(point_id), name.strip(), unit.strip()))
-    return tuple(rows)
+def _portal_points() -> Dict[int, Tuple[PointInfo, ...]]:
+    tables: Dict[int, List[PointInfo]] = {}
+    for row in load_csv("portal_points.csv"):
+        info = PointInfo(int(row["point_id"]), row["name"].strip(), row["unit"].strip())
+        tables.setdefault(int(row["device_type"]), []).append(info)
+    return {t: tuple(infos) for t, infos in tables.items()}
 
 
-@functools.lru_cache(maxsize=None)
+_PORTAL_POINTS = _portal_points()
+
+
 def telemetry_points(device_type: int) -> Tuple[PointInfo, ...]:
     """The portal's common measuring points of a device type (empty for types without a table)."""
-    text = _TABLES.get(device_type)
-    return _parse_table(text) if text else ()
+    return _PORTAL_POINTS.get(device_type, ())
 
 
 @functools.lru_cache(maxsize=None)
@@ -730,464 +684,3 @@ def point_name(device_type: int, point_id: int) -> Optional[str]:
         if info.point_id == point_id:
             return info.name
     return None
-
-
-# Portal tables, one row per point: ID|storage unit|name.
-
-# isolarcloud-portal/common-inverter-measuring-points.md
-_INVERTER_TABLE = """
-1|Wh|Yield Today
-87|Wh|Yield This Month
-88|Wh|Yield This Year
-2|Wh|Total Yield
-24|W|Total Active Power
-14|W|Total DC Power
-18|V|Phase A Voltage
-19|V|Phase B Voltage
-20|V|Phase C Voltage
-21|A|Phase A Current
-22|A|Phase B Current
-23|A|Phase C Current
-25|var|Total Reactive Power
-94|kΩ|Array Insulation Resistahce
-27|Hz|Grid Frequency
-7356|h|Total Operation Time
-15|V|A-B Line Voltage
-16|V|B-C Line Voltage
-17|V|C-A Line Voltage
-4|°C|Internal Air Temperature
-95|V|Bus Voltage
-26||Total Power Factor
-120||Number of AFCI Faults
-90|V|Negative Voltage to Ground
-43|VA|Total Apparent Power
-33|°C|Module 1 Temperature
-34|°C|Module 2 Temperature
-35|°C|Module 3 Temperature
-36|°C|Module 4 Temperature
-37|°C|Module 5 Temperature
-38|°C|Module 6 Temperature
-39|Ω|Positive Impedance to Ground
-40|Ω|Negative Impedance to Ground
-41|W|Active Power Regulation Actual Value
-42|va|Reactive Power Regulation Actual Value
-67|Wh|Daily Yield (Theoretical)
-5|V|MPPT1 Voltage
-6|A|MPPT1 Current
-7|V|MPPT2 Voltage
-8|A|MPPT2 Current
-9|V|MPPT3 Voltage
-10|A|MPPT3 Current
-45|V|MPPT4 Voltage
-46|A|MPPT4 Current
-47|V|MPPT5 Voltage
-48|A|MPPT5 Current
-49|V|MPPT6 Voltage
-50|A|MPPT6 Current
-51|V|MPPT7 Voltage
-52|A|MPPT7 Current
-53|V|MPPT8 Voltage
-54|A|MPPT8 Current
-55|V|MPPT9 Voltage
-56|A|MPPT9 Current
-57|V|MPPT10 Voltage
-58|A|MPPT10 Current
-7401|V|MPPT11 Voltage
-7451|A|MPPT11 Current
-7402|V|MPPT12 Voltage
-7452|A|MPPT12 Current
-7723|V|MPPT13 Voltage
-7724|A|MPPT13 Current
-7725|V|MPPT14 Voltage
-7726|A|MPPT14 Current
-7727|V|MPPT15 Voltage
-7728|A|MPPT15 Current
-7729|V|MPPT16 Voltage
-7730|A|MPPT16 Current
-7731|V|MPPT17 Voltage
-7732|A|MPPT17 Current
-7733|V|MPPT18 Voltage
-7734|A|MPPT18 Current
-7735|V|MPPT19 Voltage
-7736|A|MPPT19 Current
-7737|V|MPPT20 Voltage
-7738|A|MPPT20 Current
-96|V|String 1 Voltage
-70|A|String 1 Current
-97|V|String 2 Voltage
-71|A|String 2 Current
-98|V|String 3 Voltage
-72|A|String 3 Current
-99|V|String 4 Voltage
-73|A|String 4 Current
-100|V|String 5 Voltage
-74|A|String 5 Current
-101|V|String 6 Voltage
-75|A|String 6 Current
-102|V|String 7 Voltage
-76|A|String 7 Current
-103|V|String 8 Voltage
-77|A|String 8 Current
-104|V|String 9 Voltage
-78|A|String 9 Current
-105|V|String 10 Voltage
-79|A|String 10 Current
-106|V|String 11 Voltage
-80|A|String 11 Current
-107|V|String 12 Voltage
-81|A|String 12 Current
-108|V|String 13 Voltage
-82|A|String 13 Current
-109|V|String 14 Voltage
-83|A|String 14 Current
-110|V|String 15 Voltage
-84|A|String 15 Current
-111|V|String 16 Voltage
-85|A|String 16 Current
-112|V|String 17 Voltage
-92|A|String 17 Current
-113|V|String 18 Voltage
-93|A|String 18 Current
-7166|V|String 19 Voltage
-313|A|String 19 Current
-7167|V|String 20 Voltage
-314|A|String 20 Current
-7168|V|String 21 Voltage
-315|A|String 21 Current
-7169|V|String 22 Voltage
-316|A|String 22 Current
-7170|V|String 23 Voltage
-317|A|String 23 Current
-7171|V|String 24 Voltage
-318|A|String 24 Current
-7172|V|String 25 Voltage
-319|A|String 25 Current
-7173|V|String 26 Voltage
-320|A|String 26 Current
-7174|V|String 27 Voltage
-321|A|String 27 Current
-7175|V|String 28 Voltage
-322|A|String 28 Current
-7176|V|String 29 Voltage
-323|A|String 29 Current
-7177|V|String 30 Voltage
-324|A|String 30 Current
-7178|V|String 31 Voltage
-325|A|String 31 Current
-7179|V|String 32 Voltage
-326|A|String 32 Current
-7707|V|String 33 Voltage
-7708|A|String 33 Current
-7709|V|String 34 Voltage
-7710|A|String 34 Current
-7711|V|String 35 Voltage
-7712|A|String 35 Current
-7713|V|String 36 Voltage
-7714|A|String 36 Current
-7715|V|String 37 Voltage
-7716|A|String 37 Current
-7717|V|String 38 Voltage
-7718|A|String 38 Current
-7719|V|String 39 Voltage
-7720|A|String 39 Current
-7721|V|String 40 Voltage
-7722|A|String 40 Current
-11|W|PV1 Power
-12|W|PV2 Power
-13|W|PV3 Power
-59|W|PV4 Power
-60|W|PV5 Power
-61|W|PV6 Power
-62|W|PV7 Power
-63|W|PV8 Power
-64|W|PV9 Power
-65|W|PV10 Power
-3|h|Total On-grid Running Time
-29||Operating status
-"""
-
-# isolarcloud-portal/common-energy-storage-inverter-measuring-points.md
-_STORAGE_INVERTER_TABLE = """
-13011|W|Active Power
-13003|W|Total DC Power
-13157|V|Phase A Voltage
-13158|V|Phase B Voltage
-13159|V|Phase C Voltage
-13008|A|Phase A Current
-13009|A|Phase B Current
-13010|A|Phase C Current
-13012|var|Total Reactive Power
-13160|kΩ|Array Insulation Resistance
-13007|Hz|Grid Frequency
-18065|W|Phase A Backup Power
-18066|W|Phase B Backup Power
-18067|W|Phase C Backup Power
-18068|W|Total Backup Power
-18062|A|Phase A Backup Current
-18063|A|Phase B Backup Current
-18064|A|Phase C Backup Current
-13020|H|Total Operation Time
-13134|Wh|Total PV Yield
-13112|Wh|Daily PV Yield
-13187|V|AC Voltage
-13188|A|AC Current
-13004|V|A-B Line Voltage
-13005|V|B-C Line Voltage
-13006|V|C-A Line Voltage
-13019|°C|Internal Air Temperature
-13161|V|Bus Voltage
-13013||Total Power Factor
-13001|V|MPPT1 Voltage
-13002|A|MPPT1 Current
-13105|V|MPPT2 Voltage
-13106|A|MPPT2 Current
-13107|V|MPPT3 Voltage
-13108|A|MPPT3 Current
-13109|V|MPPT4 Voltage
-13110|A|MPPT4 Current
-13122|Wh|Feed-in Energy Today
-13125|Wh|Total Feed-in Energy
-13147|Wh|Energy Purchased Today
-13148|Wh|Total Purchased Energy
-13149|W|Purchased Power
-13121|W|Feed-in Power
-13173|Wh|Feed-in Energy Today (PV)
-13175|Wh|Total Feed-in Energy (PV)
-13141||Battery Level (SOC)
-13029|Wh|Battery Discharging Energy Today
-13028|Wh|Battery Charging Energy Today
-13138|V|Battery Voltage
-13139|A|Battery Current
-13035|Wh|Total Battery Discharging Energy
-13034|Wh|Total Battery Charging Energy
-13142||Battery Health (SOH)
-13143|°C|Battery Temperature
-13162|A|Max. Charging Current (BMS)
-13163|A|Max. Discharging Current (BMS)
-13174|Wh|Daily Battery Charging Energy from PV
-13176|Wh|Total Battery Charging Energy from PV
-13126|W|Battery Charging Power
-13150|W|Battery Discharging Power
-13199|Wh|Daily Load Consumption
-13137|Wh|Total Load Energy Consumption from PV
-13119|W|Load Power
-13130|Wh|Total Load Consumption
-13116|Wh|Daily Direct Energy Consumption
-13144||Daily Self-consumption Rate
-13016|H|Total Charging Time
-13017|H|Total Discharging Time
-13018|VA|Total Apparent Power
-13023|H|Daily Charging Time
-13024|H|Daily Discharging Time
-13118|Wh|Annual Direct Energy Consumption
-13165||MDSP Off-Grid Start Up Status
-13166||SDSP Working Mode
-13167||SDSP Off-grid Start Status
-13168||DI Status
-13169|V|Battery Voltage (BMS)
-13170||Battery SOC (BMS)
-13171||EMS Status
-13172||Daily Self-Sufficiency Rate
-13140|Wh|Battery Capacity (kWh)
-18075|VA|Channel 2 Total Apparent Power
-18076|VA|Channel 2 Phase A Apparent Power
-18077|VA|Channel 2 Phase B Apparent Power
-18078|VA|Channel 2 Phase C Apparent Power
-18079|W|Channel 2 Total Active Power
-18080|W|Channel 2 Phase A Active Power
-18081|W|Channel 2 Phase B Active Power
-18082|W|Channel 2 Phase C Active Power
-18083|var|Channel 2 Total Reactive Power
-18084|var|Channel 2 Phase A Reactive Power
-18085|var|Channel 2 Phase B Reactive Power
-18086|var|Channel 2 Phase C Reactive Power
-18087||Channel 2 Power Factor
-18088|Wh|Channel 2 Total Purchased Energy
-18089|Wh|Channel 2 Phase A Purchased Energy
-18090|Wh|Channel 2 Phase B Purchased Energy
-18091|Wh|Channel 2 Phase C Purchased Energy
-18092|Wh|Channel 2 Total Feed-in Energy
-18093|Wh|Channel 2 Phase A Feed-in Energy
-18094|Wh|Channel 2 Phase B Feed-in Energy
-18095|Wh|Channel 2 Phase C Feed-in Energy
-18103|V|Phase A Backup Voltage
-18104|V|Phase B Backup Voltage
-18105|V|Phase C Backup Voltage
-18108|V|Meter Phase-A Voltage
-18109|V|Meter Phase-B Voltage
-18110|V|Meter Phase-C Voltage
-13146||Operating status
-"""
-
-# isolarcloud-portal/common-energy-meter-measuring-points.md
-_METER_TABLE = """
-8030|Wh|Forward Active Energy
-8031|Wh|Reverse Active Energy
-8062|Wh|Daily Forward Active Energy
-8063|Wh|Daily Reverse Active Energy
-8032|varh|Forward Reactive Energy
-8033|varh|Reverse Reactive Energy
-8034|Wh|Peak Forward Active Energy
-8035|Wh|Peak Reverse Active Energy
-8038|Wh|Valley Forward Active Energy
-8039|Wh|Valley Reverse Active Energy
-8042|Wh|Flat Forward Active Energy
-8043|Wh|Flat Reverse Active Energy
-8058|Wh|Wave Forward Active Energy
-8059|Wh|Wave Reverse Active Energy
-8036|Wh|Peak Forward Reactive Energy
-8037|Wh|Peak Reverse Reactive Energy
-8040|Wh|Valley Forward Reactive Energy
-8041|Wh|Valley Reverse Reactive Energy
-8044|Wh|Flat Forward Reactive Energy
-8045|Wh|Flat Reverse Reactive Energy
-8060|Wh|Wave Forward Reactive Energy
-8061|Wh|Wave Reverse Reactive Energy
-8000|V|Phase A Voltage
-8001|V|Phase B Voltage
-8002|V|Phase C Voltage
-8003|V|A-B Line Voltage
-8004|V|B-C Line Voltage
-8005|V|C-A Line Voltage
-8006|A|Phase A Current
-8007|A|Phase B Current
-8008|A|Phase C Current
-8064|Hz|Frequency
-8018|W|Meter Active Power
-8022|var|Reactive Power
-8014||PF
-8026|VA|Apparent Power
-8076|W|Meter Phase A Active Power
-8077|W|Meter Phase B Active Power
-8078|W|Meter Phase C Active Power
-8084|Wh|Daily Direct Power Consumption
-8085|Wh|Total Direct Power Consumption
-"""
-
-# isolarcloud-portal/common-battery-measuring-points.md
-_BATTERY_TABLE = """
-58601|V|Battery Voltage
-58602|A|Battery Current
-58603|°C|Battery Temperature
-58604||Battery Level
-58605||Battery Health (SOH)
-58606|Wh|Total Battery Charging Energy
-58607|Wh|Total Battery Discharging Energy
-58608||Battery Opreration Status
-58609||Standard Health Status
-58610|mV|Max.Voltage of Cell
-58611||Position of Max-Voltage Cell
-58612|mV|Min.Voltage of Cell
-58613||Position of Min-Voltage Cell
-58614|°C|Max.Temperature of Module
-58615||Max.Temperature Position of Module
-58616|°C|Min.Temperature of Module
-58617||Min.Temperature Position of Module
-58618|mV|Max. Cell Voltage of Module 1
-58619|mV|Max. Cell Voltage of Module 2
-58620|mV|Max. Cell Voltage of Module 3
-58621|mV|Max. Cell Voltage of Module 4
-58622|mV|Max. Cell Voltage of Module 5
-58623|mV|Max. Cell Voltage of Module 6
-58624|mV|Max. Cell Voltage of Module 7
-58625|mV|Max. Cell Voltage of Module 8
-58626|mV|Min. Cell Voltage of Module 1
-58627|mV|Min. Cell Voltage of Module 2
-58628|mV|Min. Cell Voltage of Module 3
-58629|mV|Min. Cell Voltage of Module 4
-58630|mV|Min. Cell Voltage of Module 5
-58631|mV|Min. Cell Voltage of Module 6
-58632|mV|Min. Cell Voltage of Module 7
-58633|mV|Min. Cell Voltage of Module 8
-58635||DC Contactor Status
-58636||Fault Module ID
-"""
-
-# isolarcloud-portal/common-communications-module-measuring-points.md
-_MODULE_TABLE = """
-23001||Wireless Signal Strength
-23014||WLAN Signal Strength
-23008||Card ID
-"""
-
-# isolarcloud-portal/common-plant-measuring-points.md
-_PLANT_TABLE = """
-83022|Wh|Daily Yield of Plant
-83024|Wh|Plant Total Yield
-83033|W|Plant Power
-83019||Plant Power/Installed Power of Plant
-83006|Wh|Meter Daily Yield
-83020|Wh|Meter Total Yield
-83011|Wh|Meter E-daily Consumption
-83021|Wh|Accumulative Power Consumption by Meter
-83032|W|Meter AC Power
-83002|W|Inverter AC Power
-83004|Wh|Inverter Total Yield
-83009|Wh|Inverter Daily Yield
-83012|W/m²|P-radiation-H
-83013|Wh/m²|Daily Irradiation
-83023||Plant PR
-83025|h|Plant Equivalent Hours
-83005|h|Daily Equivalent Hours
-83007||Meter PR
-83018|Wh|Daily Yield (Theoretical)
-83001|W/Wp|Inverter AC Power Normalization
-83008|h|Daily Equivalent Hours of Inverter
-83010||Inverter PR
-83016|°C|Plant Ambient Temperature
-83017|°C|Plant Module Temperature
-83046|W|PCS Total Active Power
-83052|W|Load Power
-83067|W|Total Active Power of PV
-83097|Wh|Daily Direct Energy Consumption
-83100|Wh|Total Direct Energy Consumption
-83102|Wh|Energy Purchased Today
-83105|Wh|Total Purchased Energy
-83106|W|Load Power
-83118|Wh|Daily Load Consumption
-83124|Wh|Total Load Consumption
-83119|Wh|Daily Feed-in Energy (PV)
-83072|Wh|Feed-in Energy Today
-83075|Wh|Feed-in Energy Total
-83252||Battery Level (SOC)
-83129||Battery SOC
-83232||Total field SOC
-83233|W|Total field maximum rechargeable power
-83234|W|Total field maximum dischargeable power
-83235|Wh|Total field chargeable energy
-83236|Wh|Total field dischargeable energy
-83237|W|Total field energy storage maximum reactive power
-83238|W|Total field energy storage active power
-83239|var|Total field reactive power
-83240||Total field power factor
-83241|Wh|Total field charge capacity
-83242|Wh|Total field discharge capacity
-83243|Wh|Daily field charge capacity
-83244|Wh|Daily field discharge capacity
-83548||Total Number of Charge/Discharge
-83549|W|Grid Active Power
-83419||Daily Highest Inverter Power/Inverter Installed Capacity
-83317|W|Power Forecast
-83318|W|Planned ES Charging/Discharging Power
-83319|W|Planned ES SOC
-83320|Wh|Planned Charging Power
-83321|Wh|Planned Discharging Power
-83322|Wh|ESS Daily Charge (EMS)
-83323|Wh|ESS Daily Discharge (EMS)
-83324|Wh|Energy Storage Cumulative Charge
-83325|Wh|Cumulative Discharge
-83326|W|Energy Storage Active Power (EMS)
-83327|Wh|Energy Storage Remaining Charge
-83328|W|Grid Active Power (EMS)
-83329|W|PV Active Power (EMS)
-83330|W|Load Active Power (EMS)
-83331|Wh|Daily PV Yield (EMS)
-83332|Wh|Total PV Yield
-83334||Energy Storage SOC (EMS)
-83743|Wh|Daily yield loss due to load shedding
-"""
-
-_TABLES: Dict[int, str] = {
-    1: _INVERTER_TABLE, 7: _METER_TABLE, 11: _PLANT_TABLE, 14: _STORAGE_INVERTER_TABLE,
-    22: _MODULE_TABLE, 43: _BATTERY_TABLE,
-}

@@ -5,7 +5,7 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from conftest import make_client
+from conftest import SIM_START, make_client
 from sungrow2mqtt import discovery
 from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.isolarcloud.client import MAX_DEVICES_PER_CALL
@@ -47,7 +47,7 @@ def test_a_user_catalog_can_make_a_point_optional(tmp_path: Path) -> None:
 
 def test_default_and_optional_points_take_one_realtime_call_per_type_and_50_devices() -> None:
     """The bridge's realtime poll (points of Catalog.enabled per type) against 500 devices."""
-    with SimulatorServer(fleet=Fleet.synthetic(500)) as sim:
+    with SimulatorServer(fleet=Fleet.synthetic(500), start_time=SIM_START) as sim:
         client = make_client(sim)
         keys = [device.ps_key for device in sim.fleet.devices()]
         per_type = Counter(int(key.split("_")[1]) for key in keys)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Iterator, List, Tuple
 
 import pytest
-from conftest import make_client
+from conftest import SIM_START, make_client
 
 from sungrow2mqtt.control import decode, load_parameters, plan_writes
 from sungrow2mqtt.isolarcloud.errors import RequestRejected
@@ -40,7 +40,7 @@ class Clock:
 def sim(request: pytest.FixtureRequest) -> Iterator[SimulatorServer]:
     """A plain simulator, or an encrypted one for tests parametrized with "encrypted"."""
     encrypted = getattr(request, "param", "plain") == "encrypted"
-    with SimulatorServer(encrypted=encrypted) as server:
+    with SimulatorServer(encrypted=encrypted, start_time=SIM_START) as server:
         yield server
 
 

@@ -8,12 +8,13 @@ import stat
 
 import pytest
 
-from conftest import make_client
+from conftest import SIM_START, at_any_hour, make_client, plant_now
 from sungrow2mqtt.isolarcloud import errors
 from sungrow2mqtt.isolarcloud.client import device_type_of
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, Credentials, Fleet, SimulatorServer
 
 
+@at_any_hour
 def test_every_endpoint_returns_plain_data(any_simulator):
     client = make_client(any_simulator)
     user = client.login()
@@ -39,11 +40,12 @@ def test_every_endpoint_returns_plain_data(any_simulator):
     realtime = client.get_device_real_time_data(14, [13011, "p13141"], ps_keys=[ess["ps_key"]])
     row = realtime.devices[0]
     assert set(row) >= {"p13011", "p13141", "device_time", "ps_key"}
-    end = dt.datetime.now().replace(second=0, microsecond=0)
+    now = plant_now(any_simulator, ess["ps_id"])
+    end = now.replace(second=0, microsecond=0)
     minute = client.get_device_point_minute_data_list([ess["ps_key"]], [13011], end -
                                                       dt.timedelta(hours=1), end)
     assert minute.data[ess["ps_key"]]
-    today = dt.date.today()
+    today = now.date()
     days = client.get_device_points_day_month_year_data_list(
         [ess["ps_key"]], [13112], (today - dt.timedelta(days=5)).strftime("%Y%m%d"),
         today.strftime("%Y%m%d"), 1)
@@ -78,7 +80,7 @@ def test_paging_returns_every_row(simulator):
 
 def test_chunking_splits_into_fewest_calls_and_merges():
     fleet = Fleet.synthetic(120, seed=1)
-    with SimulatorServer(fleet=fleet) as server:
+    with SimulatorServer(fleet=fleet, start_time=SIM_START) as server:
         client = make_client(server)
         devices = client.get_device_list_by_user()
         meters = [d["ps_key"] for d in devices if d["device_type"] == 7]
@@ -102,7 +104,7 @@ def test_minute_points_split_below_fifty_and_rows_merged(simulator):
     client = make_client(simulator)
     ess = next(d for d in client.get_device_list_by_user() if d["device_type"] == 14)
     points = list(range(13001, 13061))          # 60 points -> 2 calls of < 50
-    end = dt.datetime.now().replace(second=0, microsecond=0)
+    end = plant_now(simulator, ess["ps_id"]).replace(second=0, microsecond=0)
     simulator.reset_counts()
     result = client.get_device_point_minute_data_list([ess["ps_key"]], points,
                                                       end - dt.timedelta(minutes=30), end)
@@ -150,6 +152,8 @@ def test_headers_and_body_follow_the_document(any_simulator):
     if any_simulator.public_key:
         assert "x-random-secret-key" in headers
         assert len(body["api_key_param"]["nonce"]) == 32
+    login = next(body for endpoint, _, body in any_simulator.requests_log if endpoint == "login")
+    assert login["login_type"] == "1"               # appendix 7, as live-tested clients send it
 
 
 def test_encrypted_nonces_are_fresh_on_every_request_and_retry(encrypted_simulator):
@@ -189,15 +193,17 @@ def test_expired_token_means_exactly_one_new_login(simulator):
 
 def test_token_refused_twice_does_not_loop(simulator):
     client = make_client(simulator)
-    client.login()
+    client.get_power_station_list()             # the token has served, so it may have died
     simulator.fail_next(2, "code", code="E00003")
     with pytest.raises(errors.AuthError, match="E00003"):
         client.get_power_station_list()
     assert simulator.call_counts()["login"] == 2
 
 
-# E913, E910 and E00003 are retried by the client; their own tests are below
-@pytest.mark.parametrize("code", sorted(set(errors.RESULT_CODES) - {"E913", "E910", "E00003"}))
+# E913, E910 and E00003 are retried by the client, their own tests are below; E900 has its own
+# in test_tokens.py
+@pytest.mark.parametrize("code", sorted(set(errors.RESULT_CODES) - {"E913", "E910", "E00003",
+                                                                    "E900"}))
 def test_every_result_code_maps_to_its_exception(simulator, code):
     name, meaning, cls = errors.RESULT_CODES[code]
     client = make_client(simulator)
@@ -317,7 +323,7 @@ def test_unreachable_server_is_a_server_error():
 
 
 def test_rate_limit_headers_make_the_client_wait_instead_of_being_refused():
-    with SimulatorServer(burst_capacity=3, replenish_rate=20) as server:
+    with SimulatorServer(burst_capacity=3, replenish_rate=20, start_time=SIM_START) as server:
         client = make_client(server)
         client.login()
         for _ in range(12):

@@ -24,7 +24,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge_harness import Running
-from conftest import Broker, free_port, mosquitto_binary, wait_for_port
+from conftest import SIM_START, Broker, free_port, mosquitto_binary, wait_for_port
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.commands import Request
 from sungrow2mqtt.config import parse_config
@@ -55,6 +55,7 @@ def fast_simulator(**kwargs: Any) -> SimulatorServer:
     """A simulator whose gateway bucket does not pace a test's many quick cycles."""
     kwargs.setdefault("burst_capacity", 500)
     kwargs.setdefault("replenish_rate", 500)
+    kwargs.setdefault("start_time", SIM_START)
     return SimulatorServer(**kwargs)
 
 

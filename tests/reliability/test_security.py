@@ -93,7 +93,7 @@ def _aes_keys(sim: Any) -> List[str]:
     for _, headers, _ in sim.requests_log:
         secret = headers.get("x-random-secret-key")
         if secret:
-            keys.append(rsa_decrypt(secret, sim._private_key))
+            keys.append(rsa_decrypt(secret, sim.gateway.private_key))
     return keys
 
 

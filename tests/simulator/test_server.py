@@ -11,82 +11,31 @@ import pytest
 import requests
 import yaml
 
+from conftest import SIM_START, at_any_hour, plant_now
+from sim_http import (
+    BATTERY, CREDS, ESS, GMT1, METER, MODULE, PLANT, PV_PS_ID, SG5, SG8, STORAGE_PS_ID, Client,
+    headers, login, post,
+)
 from sungrow2mqtt.isolarcloud.crypto import aes_decrypt_hex, aes_encrypt_hex, new_nonce, rsa_encrypt
 from sungrow2mqtt.isolarcloud.errors import RESULT_CODES
 from sungrow2mqtt.simulator import (
-    DEFAULT_CREDENTIALS, Credentials, Fleet, SimulatorServer, config_block,
+    Credentials, Fleet, SimulatorServer, config_block,
 )
 
-CREDS = DEFAULT_CREDENTIALS
-STORAGE_PS_ID, PV_PS_ID = 1563218, 1587093
-ESS, METER, BATTERY = "1563218_14_1_1", "1563218_7_2_1", "1563218_43_3_1"
-MODULE = "1563218_22_247_1"
-PLANT = "1563218_11_0_0"
-SG5, SG8 = "1587093_1_1_1", "1587093_1_2_1"
 AES_KEY = "A123456zA123456z"
-
-
-def headers(**changes: Optional[str]) -> Dict[str, str]:
-    """The document's request headers (1.3 (5)); a None value drops a header."""
-    base: Dict[str, Optional[str]] = {"Content-Type": "application/json;charset=UTF-8",
-                                      "sys_code": "901", "x-access-key": CREDS.access_key,
-                                      "lang": "_en_US"}
-    base.update(changes)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def post(sim: SimulatorServer, service: str, body: Dict[str, Any],
-         hdrs: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """POST a plain JSON body to a service and return the envelope."""
-    response = requests.post(f"{sim.url}/openapi/{service}", json=body,
-                             headers=hdrs or headers(), timeout=10)
-    assert response.status_code == 200
-    return response.json()
-
-
-def login(sim: SimulatorServer, password: str = CREDS.password,
-          account: str = CREDS.username) -> Dict[str, Any]:
-    """Call /openapi/login (2.1)."""
-    return post(sim, "login", {"appkey": CREDS.appkey, "user_account": account,
-                               "user_password": password})
-
-
-class Client:
-    """A logged-in caller of the plain simulator."""
-
-    def __init__(self, sim: SimulatorServer) -> None:
-        self.sim = sim
-        self.token = login(sim)["result_data"]["token"]
-
-    def call(self, service: str, **body: Any) -> Dict[str, Any]:
-        """The envelope of a call with appkey and token added."""
-        return post(self.sim, service, {"appkey": CREDS.appkey, "token": self.token, **body})
-
-    def data(self, service: str, **body: Any) -> Any:
-        """result_data of a call that must succeed."""
-        answer = self.call(service, **body)
-        assert answer["result_code"] == "1", answer
-        return answer["result_data"]
-
-    def points(self, ps_keys: List[str], device_type: int,
-               point_ids: List[int]) -> Dict[str, Dict[str, Any]]:
-        """getDeviceRealTimeData device_point maps by ps_key."""
-        data = self.data("getDeviceRealTimeData", ps_key_list=ps_keys,
-                         device_type=str(device_type),
-                         point_id_list=[str(p) for p in point_ids])
-        return {e["device_point"]["ps_key"]: e["device_point"] for e in data["device_point_list"]}
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[SimulatorServer]:
     """One plain simulator for the module, with a bucket too big to get in the way."""
-    with SimulatorServer(burst_capacity=10000, replenish_rate=10000) as sim:
+    with SimulatorServer(burst_capacity=10000, replenish_rate=10000, start_time=SIM_START) as sim:
         yield sim
 
 
 @pytest.fixture
-def sim(server: SimulatorServer) -> Iterator[SimulatorServer]:
-    """The plain simulator, reset after each test."""
+def sim(server: SimulatorServer, sim_start: dt.datetime) -> Iterator[SimulatorServer]:
+    """The plain simulator with its clock at ``sim_start``, reset after each test."""
+    server.set_time(sim_start)
     yield server
     server.reset()
 
@@ -100,13 +49,15 @@ def client(sim: SimulatorServer) -> Client:
 @pytest.fixture(scope="module")
 def enc_server() -> Iterator[SimulatorServer]:
     """One encrypted simulator for the module."""
-    with SimulatorServer(encrypted=True, burst_capacity=10000, replenish_rate=10000) as sim:
+    with SimulatorServer(encrypted=True, burst_capacity=10000, replenish_rate=10000,
+                         start_time=SIM_START) as sim:
         yield sim
 
 
 @pytest.fixture
-def enc_sim(enc_server: SimulatorServer) -> Iterator[SimulatorServer]:
-    """The encrypted simulator, reset after each test."""
+def enc_sim(enc_server: SimulatorServer, sim_start: dt.datetime) -> Iterator[SimulatorServer]:
+    """The encrypted simulator with its clock at ``sim_start``, reset after each test."""
+    enc_server.set_time(sim_start)
     yield enc_server
     enc_server.reset()
 
@@ -152,7 +103,7 @@ OTHER_APP = CREDS.other_appkey
     (headers(), {"appkey": "NOSUCHAPPKEY0000000000000000000"}, "E00000"),
     (headers(), {"appkey": OTHER_APP}, "E914"),
     (headers(), {"token": None}, "002"),
-    (headers(), {"token": "2481357_" + "0" * 32}, "E00003"),
+    (headers(), {"token": "2481357_" + "0" * 32}, "E900"),  # the live gateway's code
 ])
 def test_gateway_checks(client: Client, hdrs: Dict[str, str], body: Dict[str, Any],
                         code: str) -> None:
@@ -177,7 +128,7 @@ def test_second_app_is_a_real_app(sim: SimulatorServer) -> None:
     body = {"appkey": OTHER_APP, "token": data["token"], "curPage": 1, "size": 5}
     assert post(sim, "getPowerStationList", body, hdrs)["result_code"] == "1"
     body["appkey"] = CREDS.appkey  # token of the other app, with this app's key pair
-    assert post(sim, "getPowerStationList", body)["result_code"] == "E00003"
+    assert post(sim, "getPowerStationList", body)["result_code"] == "E900"
 
 
 def test_login_states_and_lock(sim: SimulatorServer) -> None:
@@ -200,7 +151,7 @@ def test_login_states_and_lock(sim: SimulatorServer) -> None:
 def test_expired_tokens(client: Client) -> None:
     assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "1"
     client.sim.expire_tokens()
-    assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "E00003"
+    assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "E900"
     client.token = login(client.sim)["result_data"]["token"]
     assert client.call("getPowerStationList", curPage=1, size=1)["result_code"] == "1"
 
@@ -211,7 +162,7 @@ def test_token_lives_24_hours_from_last_use(client: Client) -> None:
     client.sim.set_clock_offset(40 * 3600)  # 20 h after the last use
     assert client.call("getOpenApiCallInfo")["result_code"] == "1"
     client.sim.set_clock_offset(65 * 3600)
-    assert client.call("getOpenApiCallInfo")["result_code"] == "E00003"
+    assert client.call("getOpenApiCallInfo")["result_code"] == "E900"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -307,6 +258,7 @@ def test_pv_inverter_realtime_fixed_points(client: Client) -> None:
     assert client.call("getPVInverterRealTimeData")["result_code"] == "009"
 
 
+@at_any_hour
 def test_device_realtime_quirks(client: Client) -> None:
     ess = client.points([ESS], 14, [13011, 13141, 13107, 13119, 13112])[ESS]
     assert set(ess) >= {"p13011", "p13141", "p13107", "device_time", "dev_status", "uuid"}
@@ -321,8 +273,8 @@ def test_device_realtime_quirks(client: Client) -> None:
     pv_plant = client.points(["1587093_11_0_0"], 11, [83252, 83106])["1587093_11_0_0"]
     assert pv_plant["p83252"] is None and pv_plant["p83106"] is None  # no battery, no meter
     local = dt.datetime.strptime(ess["device_time"], "%Y%m%d%H%M%S")
-    expected = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=time.time() + 3600)
-    assert abs((expected - local).total_seconds()) < 600
+    expected = plant_now(client.sim, STORAGE_PS_ID)
+    assert dt.timedelta(0) <= expected - local < dt.timedelta(minutes=10)
 
 
 def test_device_realtime_by_sn(client: Client) -> None:
@@ -363,11 +315,11 @@ def test_values_move_and_counters_never_decrease(client: Client) -> None:
     assert float(seen[-1]["p13134"]) > float(seen[0]["p13134"])
 
 
+@at_any_hour
 def test_daily_counters_restart_at_local_midnight(client: Client) -> None:
-    now = time.time()
-    local = now + 3600  # GMT+1
-    next_midnight = (local // 86400 + 1) * 86400
-    client.sim.set_clock_offset(next_midnight - 3600 + 60 - now)
+    midnight = plant_now(client.sim, STORAGE_PS_ID).date() + dt.timedelta(days=1)
+    client.sim.set_time(dt.datetime.combine(midnight, dt.time(0, 1), GMT1))
+    client.token = login(client.sim)["result_data"]["token"]  # a day on: log in again
     ess = client.points([ESS], 14, [13112, 13199, 13147, 13134])[ESS]
     assert ess["device_time"].endswith("000000")
     assert ess["p13112"] == "0.0" and ess["p13199"] == "0.0" and ess["p13147"] == "0.0"
@@ -379,15 +331,16 @@ def test_daily_counters_restart_at_local_midnight(client: Client) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _window(hours_back: float, length: float) -> Tuple[str, str]:
+def _window(sim: SimulatorServer, hours_back: float, length: float) -> Tuple[str, str]:
     """A storage-plant-local (GMT+1) minute window ending ``hours_back`` ago."""
-    end = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=time.time() + 3600 - hours_back * 3600)
+    end = plant_now(sim, STORAGE_PS_ID) - dt.timedelta(hours=hours_back)
     start = end - dt.timedelta(hours=length)
     return start.strftime("%Y%m%d%H%M%S"), end.strftime("%Y%m%d%H%M%S")
 
 
+@at_any_hour
 def test_minute_data(client: Client) -> None:
-    start, end = _window(5, 3)
+    start, end = _window(client.sim, 5, 3)
     answer = client.call("getDevicePointMinuteDataList", points="p13011,p13141,p13107",
                          ps_key_list=[ESS, "1563218_14_9_9"], start_time_stamp=start,
                          end_time_stamp=end, minute_interval="15")
@@ -414,7 +367,7 @@ def test_minute_data(client: Client) -> None:
     ({"ps_key_list": None}, "009"),
 ])
 def test_minute_data_parameters(client: Client, changes: Dict[str, Any], code: str) -> None:
-    start, end = _window(1, changes.pop("window", (1, 1))[1])
+    start, end = _window(client.sim, 1, changes.pop("window", (1, 1))[1])
     body = {"points": "p13011", "ps_key_list": [ESS], "start_time_stamp": start,
             "end_time_stamp": end}
     body.update(changes)
@@ -422,9 +375,11 @@ def test_minute_data_parameters(client: Client, changes: Dict[str, Any], code: s
     assert client.call("getDevicePointMinuteDataList", **body)["result_code"] == code
 
 
+@at_any_hour
 def test_day_month_year_data(client: Client) -> None:
-    today = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=time.time() + 3600)
+    today = plant_now(client.sim, STORAGE_PS_ID)
     first = today - dt.timedelta(days=3)
+    before = float(client.points([ESS], 14, [13112])[ESS]["p13112"])
     days = client.data("getDevicePointsDayMonthYearDataList", ps_key_list=[ESS, PLANT + "x"],
                        data_point="p13112,p13107", start_time=first.strftime("%Y%m%d"),
                        end_time=today.strftime("%Y%m%d"), data_type="2", query_type="1",
@@ -434,7 +389,9 @@ def test_day_month_year_data(client: Client) -> None:
     assert [e["time_stamp"] for e in series] == [
         (first + dt.timedelta(days=n)).strftime("%Y%m%d") for n in range(4)]
     assert all(set(e) == {"2", "time_stamp"} for e in series)
-    assert all(float(e["2"]) > 0 for e in series)
+    assert all(float(e["2"]) > 0 for e in series[:-1])  # whole days made some energy
+    after = float(client.points([ESS], 14, [13112])[ESS]["p13112"])
+    assert before <= float(series[-1]["2"]) <= after  # today's peak is today's yield so far
     months = client.data("getDevicePointsDayMonthYearDataList", ps_key_list=[ESS],
                          data_point="p13112,p13134", start_time=first.strftime("%Y%m"),
                          end_time=today.strftime("%Y%m"), data_type="1,2,3,4", query_type="2",
@@ -470,11 +427,24 @@ def test_day_month_year_spans(client: Client, query_type: str, start: str, end: 
 # ---------------------------------------------------------------------------------------------
 
 
-def test_faults(client: Client) -> None:
+@at_any_hour
+def test_faults(sim_start: dt.datetime) -> None:
+    with SimulatorServer(start_time=sim_start, burst_capacity=1000) as sim:
+        _check_faults(Client(sim))
+
+
+def _check_faults(client: Client) -> None:
     sim = client.sim
     assert client.data("getFaultAlarmInfo", curPage=1, size=10)["rowCount"] == 0
+    (old,) = sim.fleet.faults  # the default fleet's: raised 6 h ago, closed 5 h ago
+    created = sim.fleet.plant(PV_PS_ID).local_time(old.created)  # its plant is the PV one
+    this_month = created.strftime("%Y%m") == plant_now(sim, PV_PS_ID).strftime("%Y%m")
     closed = client.data("getFaultAlarmInfo", curPage=1, size=10, process_status="9")
-    assert closed["rowCount"] == 1 and closed["pageList"][0]["over_time"]
+    assert [r["fault_code"] for r in closed["pageList"]] == [old.fault_id] * this_month
+    that_day = client.data("getFaultAlarmInfo", curPage=1, size=10, process_status="9",
+                           startTime=created.strftime("%Y%m%d0000"),
+                           endTime=created.strftime("%Y%m%d2359"))["pageList"]
+    assert [r["fault_code"] for r in that_day] == [old.fault_id] and that_day[0]["over_time"]
     fault_id = sim.add_fault(ESS, 13822, "BMS Communication Fault")
     sim.add_fault(SG5, 60019, "Meter Communication Abnormal Alarm", fault_type=2, fault_level=3)
     active = client.data("getFaultAlarmInfo", curPage=1, size=10)
@@ -498,8 +468,6 @@ def test_faults(client: Client) -> None:
     assert fault_id in {r["fault_code"] for r in closed["pageList"]}
     assert client.call("getFaultAlarmInfo", curPage=1, size=10,
                        process_status="3")["result_code"] == "010"
-    for fault in list(sim.fleet.faults):
-        sim.clear_fault(fault.fault_id)
 
 
 def test_open_point_info(client: Client) -> None:
@@ -656,7 +624,7 @@ def test_plain_mode_checks_api_key_param_when_present(sim: SimulatorServer) -> N
 
 
 def test_rate_limit_headers_and_429() -> None:
-    with SimulatorServer(burst_capacity=3, replenish_rate=0.001) as sim:
+    with SimulatorServer(burst_capacity=3, replenish_rate=0.001, start_time=SIM_START) as sim:
         body = {"appkey": CREDS.appkey, "user_account": CREDS.username,
                 "user_password": CREDS.password}
         responses = [requests.post(f"{sim.url}/openapi/login", json=body, headers=headers(),
@@ -719,7 +687,7 @@ def test_http_control_surface(client: Client) -> None:
     stamp = int(requests.get(f"{client.sim.url}/timestamp", timeout=10).json()["result_data"])
     assert stamp > (time.time() + 7000) * 1000
     requests.post(f"{base}/expire-tokens", timeout=10)
-    assert client.call("getOpenApiCallInfo")["result_code"] == "E00003"
+    assert client.call("getOpenApiCallInfo")["result_code"] == "E900"
     assert requests.post(f"{base}/reset", timeout=10).json() == {"ok": True}
     assert requests.get(f"{base}/calls", timeout=10).json() == {}
     assert requests.post(f"{base}/fail", data="nope", timeout=10).status_code == 400
@@ -761,7 +729,8 @@ def test_synthetic_fleet_sizes() -> None:
 
 def test_synthetic_fleet_is_served() -> None:
     fleet = Fleet.synthetic(30, seed=1)
-    with SimulatorServer(fleet=fleet, burst_capacity=1000, replenish_rate=1000) as sim:
+    with SimulatorServer(fleet=fleet, burst_capacity=1000, replenish_rate=1000,
+                         start_time=SIM_START) as sim:
         client = Client(sim)
         devices = client.data("getDeviceListByUser", curPage=1, size=100)
         assert devices["rowCount"] == 30
@@ -773,7 +742,7 @@ def test_synthetic_fleet_is_served() -> None:
 
 def test_stop_closes_keep_alive_connections() -> None:
     session = requests.Session()
-    with SimulatorServer() as sim:
+    with SimulatorServer(start_time=SIM_START) as sim:
         url = f"{sim.url}/timestamp"
         assert session.get(url, timeout=10).json()["result_code"] == "1"
     with pytest.raises(requests.ConnectionError):
@@ -781,13 +750,13 @@ def test_stop_closes_keep_alive_connections() -> None:
 
 
 def test_config_block() -> None:
-    with SimulatorServer(encrypted=True) as sim:
+    with SimulatorServer(encrypted=True, start_time=SIM_START) as sim:
         section = yaml.safe_load(config_block(sim))["isolarcloud"]
         assert section == {"server": sim.url, "appkey": CREDS.appkey,
                            "access_key": CREDS.access_key, "username": CREDS.username,
                            "password": CREDS.password, "rsa_public_key": sim.public_key,
                            "language": "_en_US"}
     custom = Credentials("K" * 32, "a" * 32, "user", "pw")
-    with SimulatorServer(credentials=custom) as sim:
+    with SimulatorServer(credentials=custom, start_time=SIM_START) as sim:
         section = yaml.safe_load(config_block(sim))["isolarcloud"]
         assert "rsa_public_key" not in section and section["appkey"] == "K" * 32
