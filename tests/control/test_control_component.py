@@ -23,11 +23,11 @@ SOC_UPPER = f"homeassistant/number/sungrow2mqtt_{ESS}/soc_upper_limit/config"
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatorServer]:
-    with SimulatorServer() as server:
-        server.control.task_seconds = 0.0
-        server.control.min_write_interval = 0.0
-        yield server
+def sim(simulator: SimulatorServer) -> SimulatorServer:
+    """The pinned-clock simulator, its tasks done at the first poll, writes never too fast."""
+    simulator.control.task_seconds = 0.0
+    simulator.control.min_write_interval = 0.0
+    return simulator
 
 
 @pytest.fixture
