@@ -453,6 +453,8 @@ class Control:
         submission = self._params.read(device.uuid, codes)
         task = submission.task_for(device.uuid)
         status = None if task is None else self._follow(device, task.task_id)
+        if status is None and self._stop.is_set():
+            return False                                # stopping: nobody waits for it
         if status is None or not status.succeeded:
             log.warning("Control: %s: reading the settings back failed (%s)", device.ps_key,
                         "not accepted, check_result " + submission.check_result if task is None

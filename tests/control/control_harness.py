@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any, Dict, List, Mapping, Optional, Set
+from typing import Any, List, Mapping, Optional, Set
 
 from conftest import make_client
 
@@ -60,7 +60,7 @@ class ControlUnderTest:
 
     def __init__(self, sim: SimulatorServer, port: int, base: str,
                  settings: Optional[ControlConfig] = None, *, expire_seconds: int = 120,
-                 write_spacing: float = 0.0) -> None:
+                 poll_interval: float = 0.02, write_spacing: float = 0.0) -> None:
         config = parse_config({"isolarcloud": {"server": sim.url, "appkey": "a", "access_key": "b",
                                                "username": "u", "password": "p"},
                                "mqtt": {"host": "127.0.0.1", "port": port, "base_topic": base,
@@ -73,7 +73,8 @@ class ControlUnderTest:
             settings or ControlConfig(enabled=True, plants=(), devices=()), CATALOG,
             ParameterClient(self.client, expire_seconds=expire_seconds), self.client, self.mqtt,
             self.topics, RetainedAnnouncer(self.mqtt), respond=self.respond,
-            paused_until=lambda: self.paused, poll_interval=0.02, write_spacing=write_spacing)
+            paused_until=lambda: self.paused, poll_interval=poll_interval,
+            write_spacing=write_spacing)
         self.mqtt.subscribe(self.topics.request(SET_REQUEST), self.on_request)
         self.mqtt.start()
         assert self.mqtt.wait_connected(10)
@@ -81,12 +82,10 @@ class ControlUnderTest:
 
     def respond(self, name: str, *, data: Optional[Mapping[str, Any]] = None,
                 error: Optional[str] = None, transaction: Any = None) -> None:
-        message: Dict[str, Any] = {"status": "error" if error else "ok", "data": dict(data or {})}
-        if error:
-            message["error"] = error
-        if transaction is not None:
-            message["transaction"] = transaction
-        self.mqtt.publish(self.topics.response(name), message)
+        envelope = {"status": "error" if error else "ok", "data": dict(data or {}),
+                    "error": error, "transaction": transaction}
+        self.mqtt.publish(self.topics.response(name),
+                          {k: v for k, v in envelope.items() if v is not None})
 
     def on_request(self, topic: str, payload: bytes, retained: bool) -> None:
         body = json.loads(payload)
