@@ -59,6 +59,8 @@ _PS_KEY = re.compile(r"\d{1,12}_\d{1,4}_\d{1,8}_\d{1,8}")
 _DEVICE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 FROM_HOME_ASSISTANT = "Home Assistant"   # the origin of a command on an entity's topic
+CONTROL_OFF = ("control is off: set control.enabled: true in the configuration to change device "
+               "settings")
 
 
 class ControlRefused(Sungrow2MqttError):
@@ -270,6 +272,9 @@ class Control:
     def request_set(self, params: Mapping[str, Any], transaction: Any = None) -> None:
         """The ``set`` request, its fields checked by :data:`SET_FIELDS`; answered later."""
         target = params.get("ps_key") or params.get("device")
+        if not self._settings.enabled:
+            self._refuse(CONTROL_OFF, transaction)
+            return
         if ("ps_key" in params) == ("device" in params) or "settings" not in params:
             self._refuse('set takes "settings" and one of "ps_key" or "device"', transaction)
             return
@@ -294,8 +299,7 @@ class Control:
         """Check a request completely, then queue it for the control thread, or refuse it."""
         try:
             if not self._settings.enabled:
-                raise ControlRefused("control is off: set control.enabled: true in the "
-                                     "configuration to change device settings")
+                raise ControlRefused(CONTROL_OFF)
             self._check_not_paused()
             with self._cond:
                 entry = self._find(target)
@@ -518,13 +522,13 @@ class Control:
     def _send(self, entry: _Controlled, writes: List[Write]) -> Optional[str]:
         """paramSetting once and its task to the end; None when the device confirmed it."""
         device = entry.device
+        self._last_write[device.ps_key] = self._clock()
         try:
             submission = self._params.write(device.uuid, [(w.spec.param_code, w.wire)
                                                           for w in writes])
         except ApiError as exc:
             self._note_rate_limit(exc)
-            return f"not sent: {exc}"
-        self._last_write[device.ps_key] = self._clock()
+            return f"the write call failed, so it may or may not have reached the device: {exc}"
         if submission.too_fast:
             return ("the cloud refused it: writes came too fast (check_result 9); not repeated, "
                     "try again in a minute")

@@ -323,3 +323,19 @@ def test_a_device_that_leaves_loses_its_entities(
     probe.wait_topic(f"{base_topic}/{SG8}/control", check=lambda payload: payload == b"")
     left = [t for t, p in probe.messages.items() if f"sungrow2mqtt_{SG8}" in t and p]
     assert left == []
+
+
+@pytest.mark.xfail(strict=True, reason="the transport retries a paramSetting whose answer timed "
+                   "out, though the gateway took it: a write sent twice (isolarcloud/transport.py "
+                   "needs a no-retry call for writes)")
+def test_a_write_whose_answer_times_out_is_not_sent_again(
+        sim: SimulatorServer, control: ControlUnderTest, probe: MqttProbe,
+        base_topic: str) -> None:
+    set_up(control, probe, base_topic)
+    sim.reset_counts()
+    # the gateway takes the write, but its answer comes too slowly for the client (2 s timeout)
+    sim.fail_next(1, "trickle", delay=3.0, service="paramSetting")
+    answer = probe.request(base_topic, "set", {"ps_key": ESS, "settings": {
+        "soc_upper_limit": 90}}, timeout=60)
+    assert len(writes(sim)) == 1
+    assert answer["status"] == "error"      # not known whether it was taken: read back, told
