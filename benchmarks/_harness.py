@@ -35,6 +35,7 @@ import requests  # noqa: E402
 import yaml  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from bridge_harness import MovableClock  # noqa: E402
 from conftest import free_port, wait_for_port  # noqa: E402
 from conftest import mosquitto_binary as find_mosquitto  # noqa: E402
 from sungrow2mqtt.config import parse_config  # noqa: E402
@@ -259,48 +260,44 @@ def write_config(config: Dict[str, Any], workdir: Path) -> Path:
 
 
 class InProcessBridge:
-    """A :class:`Service` in this process; MQTT and the worker thread only when asked for."""
+    """A :class:`Service` in this process; MQTT and the worker thread only when asked for.
 
-    def __init__(self, config: Dict[str, Any], workdir: Path) -> None:
-        self.service = Service(parse_config(config, "benchmark.yaml", base_dir=workdir))
-        self.bridge = self.service.bridge
+    ``polling`` overrides intervals below the configuration's 10 s minimum: only for benchmarks.
+    The service runs on a clock the benchmark can move (see :func:`lift_cloud_pause`).
+    """
+
+    def __init__(self, config: Dict[str, Any], workdir: Path, **polling: Any) -> None:
+        parsed = parse_config(config, "benchmark.yaml", base_dir=workdir)
+        if polling:
+            parsed = dataclasses.replace(
+                parsed, polling=dataclasses.replace(parsed.polling, **polling))
+        self.clock = MovableClock()
+        self.service = Service(parsed, clock=self.clock)
+        self.fleet, self.poller, self.jobs = self.service.fleet, self.service.poller, \
+            self.service.jobs
         self.client = self.service.client
         self.base: str = config["mqtt"]["base_topic"]
-        self._mqtt_started = False
-        self._worker: Optional[threading.Thread] = None
+        self._started = False
 
-    def set_polling(self, **intervals: Any) -> None:
-        """Poll faster than the config schema allows (10 s minimum): only for benchmarks."""
-        config = self.bridge.config
-        self.bridge.config = dataclasses.replace(
-            config, polling=dataclasses.replace(config.polling, **intervals))
-
-    def connect(self, timeout: float = 10.0) -> None:
-        """Connect and wait, so no publish of the first cycle is dropped as "not connected"."""
-        self.service.mqtt.start()
-        self._mqtt_started = True
+    def connect(self, timeout: float = 10.0, *, worker: bool = False) -> None:
+        """Start the service and wait for the broker, so no publish of the first cycle is
+        dropped as "not connected"; ``worker`` runs its own loop, as ``sungrow2mqtt run`` does."""
+        self.service.start(worker=worker)
+        self._started = True
         if not self.service.mqtt.wait_connected(timeout):
             raise RuntimeError("the bridge could not connect to the broker")
-
-    def start_worker(self) -> None:
-        """Run the bridge's own loop on a thread, as ``sungrow2mqtt run`` does."""
-        self._worker = threading.Thread(target=self.bridge.run_forever, name="bridge",
-                                        daemon=True)
-        self._worker.start()
 
     @property
     def worker_alive(self) -> bool:
         """Whether the worker thread still runs: a dead worker fails the soak."""
-        return self._worker is not None and self._worker.is_alive()
+        return self.service.worker is not None and self.service.worker.is_alive()
 
     def stop(self) -> None:
         """Stop the worker, say offline, disconnect, close the HTTP pool: nothing left running."""
-        self.service.stop_event.set()
-        if self._mqtt_started:
-            self.service.mqtt.stop()
-        if self._worker is not None:
-            self._worker.join(10)
-        self.client.close()
+        if self._started:
+            self.service.stop()
+        else:
+            self.client.close()
 
     def __enter__(self) -> "InProcessBridge":
         return self
@@ -530,29 +527,29 @@ def measure_calls(fleet: str, open_faults: int = 0) -> CycleCalls:
             sim.add_fault(keys[index % len(keys)], 13824 + index, f"Benchmark fault {index}")
         config = bridge_config(sim.url, None, new_base_topic(), Path(tmp))
         with InProcessBridge(config, Path(tmp)) as running:
-            bridge, stats = running.bridge, running.client.transport.stats
+            stats = running.client.transport.stats
             running.client.login()
             login_calls = stats.total
             calls: Dict[str, Dict[str, int]] = {}
             server_calls: Dict[str, Dict[str, int]] = {}
             open_faults = 0
-            for kind, work in (("devices", bridge.refresh_devices),
-                               ("realtime", bridge.poll_realtime),
-                               ("faults", bridge.poll_faults)):
+            for kind in ("devices", "realtime", "faults"):
                 before, sim_before = dict(stats.calls), sim.calls()
-                result = bridge.cloud_job(kind, work)
-                if bridge.outcomes[kind].ok is not True:
-                    raise RuntimeError(f"{kind} poll failed: {bridge.outcomes[kind].error}")
+                result = running.poller.run(kind)
+                outcome = running.fleet.snapshot().outcomes[kind]
+                if outcome.ok is not True:
+                    raise RuntimeError(f"{kind} poll failed: {outcome.error}")
                 calls[kind] = _delta(before, stats.calls)
                 server_calls[kind] = _delta(sim_before, sim.calls())
                 if kind == "faults":
                     open_faults = int(result or 0)
+            devices = running.fleet.devices()
             by_type: Dict[int, int] = {}
-            for device in bridge.devices.values():
+            for device in devices:
                 by_type[device.device_type] = by_type.get(device.device_type, 0) + 1
-            plants = sum(1 for d in bridge.devices.values() if d.is_plant)
-            points = {t: len(bridge.catalog.enabled(t)) for t in by_type}
-            return CycleCalls(fleet, plants, len(bridge.devices) - plants, by_type, points,
+            plants = sum(1 for d in devices if d.is_plant)
+            points = {t: len(running.service.catalog.enabled(t)) for t in by_type}
+            return CycleCalls(fleet, plants, len(devices) - plants, by_type, points,
                               open_faults, calls, server_calls, login_calls)
 
 
@@ -570,9 +567,11 @@ def acknowledged_but_held(running: InProcessBridge) -> int:
     return sum(1 for info in pending.values() if info.is_published())
 
 
-def lift_cloud_pause(bridge: Any) -> None:
-    """End a rate-limit pause now (the bridge has no public way; see benchmarks/README.md)."""
-    bridge._blocked_until = None
+def lift_cloud_pause(running: InProcessBridge) -> None:
+    """End a rate-limit pause now: the bridge's clock moves past it (see benchmarks/README.md)."""
+    until = running.poller.paused_until()
+    if until is not None:
+        running.clock.advance((until - running.clock.wall()).total_seconds() + 1)
 
 
 def iter_fleets(specs: str) -> Iterator[str]:

@@ -64,29 +64,29 @@ def running_bridge(spec: str, with_broker: bool, tmp: Path, **simulator: Any
         running = stack.enter_context(InProcessBridge(config, tmp))
         if broker:
             running.connect()
-        running.bridge.cloud_job("devices", running.bridge.refresh_devices)
+        running.poller.run("devices")
         yield running
 
 
 def time_cycles(running: InProcessBridge, cycles: int) -> Dict[str, List[float]]:
     """Per-cycle wall, process CPU, client (HTTP + JSON) and mapping times of realtime polls."""
-    bridge = running.bridge
     client_watch, mapping_watch = Stopwatch(), Stopwatch()
-    client = bridge.client
-    client.get_real_time_data = client_watch.wrap(  # type: ignore[method-assign]
-        client.get_real_time_data)
-    bridge._update_device = mapping_watch.wrap(  # type: ignore[method-assign]
-        bridge._update_device)
+    client, jobs = running.client, running.jobs
+    client.get_device_real_time_data = client_watch.wrap(  # type: ignore[method-assign]
+        client.get_device_real_time_data)
+    jobs.update_device = mapping_watch.wrap(  # type: ignore[method-assign]
+        jobs.update_device)
     figures: Dict[str, List[float]] = {k: [] for k in (
         "wall", "cpu", "client", "client_cpu", "mapping", "network_wait", "without_wait")}
     for index in range(WARMUP_CYCLES + cycles):
         client_watch.reset()
         mapping_watch.reset()
         wall, cpu = time.perf_counter(), time.process_time()
-        bridge.cloud_job("realtime", bridge.poll_realtime)
+        running.poller.run("realtime")
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if bridge.outcomes["realtime"].ok is not True:
-            raise RuntimeError(f"realtime poll failed: {bridge.outcomes['realtime'].error}")
+        outcome = running.fleet.snapshot().outcomes["realtime"]
+        if outcome.ok is not True:
+            raise RuntimeError(f"realtime poll failed: {outcome.error}")
         if index < WARMUP_CYCLES:
             continue
         wait = max(0.0, client_watch.wall - client_watch.cpu)
@@ -100,11 +100,11 @@ def time_cycles(running: InProcessBridge, cycles: int) -> Dict[str, List[float]]
 
 def realtime_rows(running: InProcessBridge) -> List[Tuple[Device, Dict[str, Any]]]:
     """(device, raw realtime row) of every device: realistic input for the mapping loops."""
-    bridge = running.bridge
-    devices = list(bridge.devices.values())
-    points = {t: [s.point_id for s in bridge.catalog.enabled(t)]
+    devices = running.fleet.devices()
+    catalog = running.service.catalog
+    points = {t: [s.point_id for s in catalog.enabled(t)]
               for t in {d.device_type for d in devices}}
-    rows = bridge.client.get_real_time_data([d.ps_key for d in devices], points).by_ps_key()
+    rows = running.client.get_real_time_data([d.ps_key for d in devices], points).by_ps_key()
     return [(d, rows[d.ps_key]) for d in devices if d.ps_key in rows]
 
 
@@ -119,14 +119,13 @@ def throughput(work: Callable[[], int]) -> float:
 
 
 def mapping_throughput(running: InProcessBridge, connected: bool) -> Dict[str, float]:
-    """Points/s through PointSpec.convert alone and through the bridge's _update_device.
+    """Points/s through PointSpec.convert alone and through the bridge's update_device.
 
     With a broker, a fixed number of device updates is timed until mosquitto acknowledged every
     publish: paho queues faster than it sends, so a loop alone would time the queueing.
     """
-    bridge = running.bridge
     pairs = realtime_rows(running)
-    specs = {d.device_type: bridge.catalog.enabled(d.device_type) for d, _ in pairs}
+    specs = {d.device_type: running.service.catalog.enabled(d.device_type) for d, _ in pairs}
     points = sum(len(specs[d.device_type]) for d, _ in pairs)
     polled_at = dt.datetime.now(dt.timezone.utc)
 
@@ -138,7 +137,7 @@ def mapping_throughput(running: InProcessBridge, connected: bool) -> Dict[str, f
 
     def update_all() -> int:
         for device, row in pairs:
-            bridge._update_device(device, row, polled_at)
+            running.jobs.update_device(device, row, polled_at)
         return points
     if not connected:
         return {"convert": throughput(convert_all), "update": throughput(update_all)}
@@ -159,7 +158,7 @@ def paced_cycles(spec: str, tmp: Path, cycles: int) -> Tuple[float, float]:
         walls, waits = [], []
         for _ in range(cycles):
             before, started = stats.rate_limit_waits, time.perf_counter()
-            running.bridge.cloud_job("realtime", running.bridge.poll_realtime)
+            running.poller.run("realtime")
             walls.append(time.perf_counter() - started)
             waits.append(stats.rate_limit_waits - before)
         return summary(walls)["median"], summary(waits)["median"]
@@ -171,7 +170,7 @@ def profile(spec: str, tmp: Path, cycles: int) -> str:
         profiler = cProfile.Profile()
         profiler.enable()
         for _ in range(cycles):
-            running.bridge.cloud_job("realtime", running.bridge.poll_realtime)
+            running.poller.run("realtime")
         profiler.disable()
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(20)
@@ -199,7 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for mode in MODES:
                 connected = mode == "mosquitto"
                 with running_bridge(spec, connected, tmp) as running:
-                    devices = len(running.bridge.devices)
+                    devices = len(running.fleet.devices())
                     figures = time_cycles(running, args.cycles)
                     med = {k: summary(v)["median"] for k, v in figures.items()}
                     cycle_rows.append([
@@ -216,7 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             if args.paced_cycles:
                 wall, wait = paced_cycles(spec, tmp, args.paced_cycles)
                 paced_rows.append([fleet_label(spec), ms(wall), ms(wait)])
-        print(f"Realtime cycle (cloud_job('realtime', poll_realtime)), median of {args.cycles} "
+        print(f"Realtime cycle (poller.run('realtime')), median of {args.cycles} "
               f"after {WARMUP_CYCLES} warm-up cycles, milliseconds; simulator without "
               "burst limit in another process.\n")
         print(table(["fleet", "bridged", "MQTT", "wall", "wall p95", "CPU (process)",
@@ -224,8 +223,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                      "mapping+publish"], cycle_rows))
         print("\nMapping throughput, points per second (realistic raw values from the simulator):"
               "\n")
-        print(table(["fleet", "PointSpec.convert", "_update_device, no broker",
-                     "_update_device + mosquitto (acknowledged)", "state messages/s"],
+        print(table(["fleet", "PointSpec.convert", "update_device, no broker",
+                     "update_device + mosquitto (acknowledged)", "state messages/s"],
                     mapping_rows))
         if paced_rows:
             print(f"\nBack-to-back realtime cycles under the gateway's burst limit "

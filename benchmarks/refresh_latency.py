@@ -58,11 +58,12 @@ def cloud_samples(sim_url: str, tmp: Path, samples: int) -> Dict[str, List[float
     """Seconds the cloud (with the HTTP client) takes for one refresh's calls, called directly."""
     config = bridge_config(sim_url, None, new_base_topic(), tmp)
     with InProcessBridge(config, tmp) as running:
-        bridge, client = running.bridge, running.client
-        bridge.refresh_devices()
-        keys = [d.ps_key for d in bridge.devices.values()]
-        points = {t: [s.point_id for s in bridge.catalog.enabled(t)]
-                  for t in {d.device_type for d in bridge.devices.values()}}
+        client, catalog = running.client, running.service.catalog
+        running.jobs.refresh_devices()
+        devices = running.fleet.devices()
+        keys = [d.ps_key for d in devices]
+        points = {t: [s.point_id for s in catalog.enabled(t)]
+                  for t in {d.device_type for d in devices}}
         figures: Dict[str, List[float]] = {"refresh_calls": [], "per_call": []}
         for _ in range(samples):
             before, started = client.transport.stats.total, time.perf_counter()

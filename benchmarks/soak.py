@@ -70,14 +70,14 @@ class LogCounter(logging.Handler):
 
 def instrument(running: InProcessBridge, tally: Tally) -> None:
     """Count cloud jobs by outcome and every publish, by wrapping the bridge's own methods."""
-    bridge, mqtt = running.bridge, running.service.mqtt
-    run_job, publish = bridge.cloud_job, mqtt.publish
+    poller, fleet, mqtt = running.poller, running.fleet, running.service.mqtt
+    run_job, publish = poller.run, mqtt.publish
 
-    def counted_job(kind: str, work: Callable[[], Any]) -> Any:
-        before = bridge.outcomes.get(kind)
+    def counted_job(kind: str, work: Optional[Callable[[], Any]] = None) -> Any:
+        before = fleet.snapshot().outcomes.get(kind)
         stamp = before.time if before else None
         result = run_job(kind, work)
-        outcome = bridge.outcomes[kind]
+        outcome = fleet.snapshot().outcomes[kind]
         state = ("skipped" if outcome.time == stamp else "ok" if outcome.ok else "error")
         with tally.lock:
             tally.jobs[(kind, state)] += 1
@@ -89,7 +89,7 @@ def instrument(running: InProcessBridge, tally: Tally) -> None:
         with tally.lock:
             tally.publishes += 1
         return bool(publish(topic, payload, **kwargs))
-    bridge.cloud_job = counted_job            # type: ignore[method-assign]
+    poller.run = counted_job                  # type: ignore[method-assign]
     mqtt.publish = counted_publish            # type: ignore[method-assign]
 
 
@@ -102,7 +102,7 @@ class Soak:
         self.tally, self.rng = tally, rng
         self.base = running.base
         self.open_faults: List[str] = []
-        self.devices = [d.ps_key for d in running.bridge.devices.values() if not d.is_plant]
+        self.devices = [d.ps_key for d in running.fleet.devices() if not d.is_plant]
 
     def act(self) -> None:
         """One random action: a failure, a fault raised or cleared, or a request over MQTT."""
@@ -125,12 +125,13 @@ class Soak:
         self.tally.injected[code or mode] += count
         if code == "E999":
             deadline = time.monotonic() + 15
-            while time.monotonic() < deadline and not self.running.bridge._blocked_until:
+            paused = self.running.poller.paused_until
+            while time.monotonic() < deadline and not paused():
                 time.sleep(0.1)
-            if self.running.bridge._blocked_until:
+            if paused():
                 self.tally.paused_seen += 1
                 time.sleep(PAUSE_HOLD_SECONDS)       # polls are skipped meanwhile
-                lift_cloud_pause(self.running.bridge)
+                lift_cloud_pause(self.running)
 
     def request(self, name: str, payload: Optional[Dict[str, Any]] = None) -> None:
         """Publish a request on the broker, as Home Assistant would."""
@@ -139,7 +140,7 @@ class Soak:
 
     def refresh_plant(self) -> None:
         """Refresh one plant only, the other path through the refresh code."""
-        plants = [d.ps_id for d in self.running.bridge.devices.values() if d.is_plant]
+        plants = list(self.running.fleet.plant_ids())
         self.request("refresh", {"ps_id": self.rng.choice(plants)})
 
     def add_fault(self) -> None:
@@ -166,7 +167,7 @@ class Soak:
             self.sim.clear_fault(self.open_faults.pop())
         served = sum(self.sim.calls().values())
         self.sim.reset()
-        lift_cloud_pause(self.running.bridge)
+        lift_cloud_pause(self.running)
         return served
 
 
@@ -186,9 +187,9 @@ def wait_healthy(running: InProcessBridge, timeout: float) -> bool:
     """Wait until realtime and faults both succeeded since now: the bridge is healthy again."""
     since = time.monotonic()
     deadline = since + timeout
-    seen = {k: running.bridge.outcomes[k].time for k in ("realtime", "faults")}
+    seen = {k: running.fleet.snapshot().outcomes[k].time for k in ("realtime", "faults")}
     while time.monotonic() < deadline:
-        outcomes = running.bridge.outcomes
+        outcomes = running.fleet.snapshot().outcomes
         if all(outcomes[k].ok and outcomes[k].time != seen[k] for k in seen):
             return True
         time.sleep(0.2)
@@ -225,14 +226,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             Mosquitto(Path(name)) as broker:
         tmp, base = Path(name), new_base_topic()
         config = bridge_config(sim.url, broker.port, base, tmp, timeout=2)
-        with InProcessBridge(config, tmp) as running, \
+        with InProcessBridge(config, tmp, realtime=args.interval, faults=args.interval,
+                             devices=args.devices_interval) as running, \
                 Recorder(broker.port, f"{base}/#", f"{base}_ha/#", keep=False,
                          hook=on_message(tally, base)) as recorder:
-            running.set_polling(realtime=args.interval, faults=args.interval,
-                                devices=args.devices_interval)
             instrument(running, tally)
-            running.connect()
-            running.start_worker()
+            running.connect(worker=True)
             if not wait_healthy(running, 60):
                 raise SystemExit("the bridge never completed a healthy cycle")
             time.sleep(3)

@@ -79,17 +79,17 @@ def in_process_cycles(sim: SimulatorProcess, broker: Mosquitto, tmp: Path, cycle
     config = bridge_config(sim.url, broker.port, new_base_topic(), tmp)
     with InProcessBridge(config, tmp) as running:
         running.connect()
-        bridge = running.bridge
-        bridge.poll_all()
-        if not all(o.ok for o in bridge.outcomes.values()):
-            raise RuntimeError(f"the first cycle failed: {bridge.outcomes}")
+        running.poller.run_cycle()
+        outcomes = running.fleet.snapshot().outcomes
+        if not all(o.ok for o in outcomes.values()):
+            raise RuntimeError(f"the first cycle failed: {outcomes}")
         running.service.mqtt.wait_published(30)
         snapshot("after startup (connect + first full cycle)", time.monotonic() - started)
         started = time.monotonic()
         for _ in range(cycles):
-            bridge.cloud_job("realtime", bridge.poll_realtime)
+            running.poller.run("realtime")
         running.service.mqtt.wait_published(60)
-        failed = bridge.outcomes["realtime"].ok is not True
+        failed = running.fleet.snapshot().outcomes["realtime"].ok is not True
         snapshot(f"after {cycles} realtime cycles", time.monotonic() - started)
         gc.collect()
         snapshot(f"after {cycles} realtime cycles and gc.collect()")
@@ -132,7 +132,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"{med['threads']:.0f} threads, {med['fds']:.0f} open fds; exit codes "
           f"{sorted(set(int(c) for c in runs['exit']))}.\n")
     print(f"In-process ({fleet_label(args.fleet)}, mosquitto, cycles driven by "
-          "bridge.cloud_job('realtime', bridge.poll_realtime)):\n")
+          "poller.run('realtime')):\n")
     print(table(["moment", "RSS MiB", "threads", "fds", "took s"], memory))
     return 0
 

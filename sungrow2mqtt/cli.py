@@ -210,32 +210,32 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
     import json
 
     from sungrow2mqtt.catalog import load_catalog
-    from sungrow2mqtt.commands import BadRequest, parse_request
+    from sungrow2mqtt.components.bridge_requests import HISTORY
+    from sungrow2mqtt.components.request_api import BadRequest, parse_fields
     from sungrow2mqtt.history import fetch_history_range
-    from sungrow2mqtt.model import device_from_row, plant_from_row
+    from sungrow2mqtt.model import PLANT_DEVICE_TYPE, device_from_row, plant_from_row
     from sungrow2mqtt.service import make_client
 
     request = {"ps_key": args.ps_key, "points": args.points, "start": args.start,
                "end": args.end, "interval": args.interval}
     try:
-        params = parse_request("history", json.dumps(request).encode()).params
+        params = parse_fields("history", request, HISTORY)
     except BadRequest as exc:
         fail(str(exc))
         return EXIT_CONFIG
+    ps_key = params["ps_key"]
     catalog = load_catalog(config.points.catalog)
     client = make_client(config.isolarcloud, max_retries=2)
     try:
-        ps_id = args.ps_key.split("_")[0]
         row = next((p for p in client.get_power_station_list()
-                    if str(p.get("ps_id")) == ps_id), None)
+                    if str(p.get("ps_id")) == str(ps_key.ps_id)), None)
         if row is None:
-            fail(f"plant {ps_id} (from --ps-key) is not in this account")
+            fail(f"plant {ps_key.ps_id} (from --ps-key) is not in this account")
             return EXIT_FAILURE
-        plant = plant_from_row(row, catalog.device_type_name(11))
-        device_type = int(args.ps_key.split("_")[1])
-        device = plant if args.ps_key == plant.ps_key else device_from_row(
-            {"ps_key": args.ps_key, "device_type": device_type}, plant,
-            catalog.device_type_name(device_type))
+        plant = plant_from_row(row, catalog.device_type_name(PLANT_DEVICE_TYPE))
+        device = plant if ps_key == plant.ps_key else device_from_row(
+            {"ps_key": ps_key, "device_type": ps_key.device_type}, plant,
+            catalog.device_type_name(ps_key.device_type))
 
         def progress(done: int, total: int) -> None:
             if total > 1:

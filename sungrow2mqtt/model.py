@@ -11,12 +11,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
+from sungrow2mqtt.isolarcloud.ps_key import PLANT_DEVICE_TYPE, PsKey
+
+__all__ = ["PLANT_DEVICE_TYPE", "Device", "PsKey", "as_int", "device_from_row",
+           "parse_device_time", "parse_time_zone", "plant_from_row", "slug"]
+
 log = logging.getLogger(__name__)
 
-PLANT_DEVICE_TYPE = 11
 _OFFSET = re.compile(r"^(?:GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
-# <ps_id>_<device_type>_<device code>_<channel>: digits only, since it becomes an MQTT topic level
-_PS_KEY = re.compile(r"^[1-9]\d{0,11}_\d{1,4}_\d{1,8}_\d{1,8}$")
 # battery_version is the Open API document's name, bat_version the current portal document's
 _FIRMWARE_FIELDS = ("lcd_version", "m_version", "battery_version", "bat_version", "mdsp_version",
                     "system_version", "sdsp_version", "cpld_version")
@@ -49,16 +51,6 @@ def parse_device_time(text: Any, tz: dt.tzinfo) -> Optional[str]:
     return naive.replace(tzinfo=tz).isoformat()
 
 
-def valid_ps_key(ps_key: Any, ps_id: int, device_type: int) -> bool:
-    """Whether an API ps_key is well formed and names this plant and device type.
-
-    ps_keys become topic levels and ids; one with ``/``, ``+``, ``#`` or other surprises must
-    never reach the broker.
-    """
-    text = str(ps_key)
-    return bool(_PS_KEY.match(text)) and text.split("_")[:2] == [str(ps_id), str(device_type)]
-
-
 def slug(text: str) -> str:
     """Lower-case ASCII ``[a-z0-9_]`` for topic levels and object ids."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
@@ -81,7 +73,7 @@ def _text(value: Any) -> str:
 class Device:
     """A plant or a device of a plant; the plant is a device too (type 11, ``<ps_id>_11_0_0``)."""
 
-    ps_key: str
+    ps_key: PsKey
     ps_id: int
     device_type: int
     type_name: str
@@ -98,9 +90,9 @@ class Device:
         return self.device_type == PLANT_DEVICE_TYPE
 
     @property
-    def plant_ps_key(self) -> str:
+    def plant_ps_key(self) -> PsKey:
         """The ps_key of the plant this device belongs to."""
-        return f"{self.ps_id}_{PLANT_DEVICE_TYPE}_0_0"
+        return PsKey.of_plant(self.ps_id)
 
     @property
     def object_prefix(self) -> str:
@@ -111,17 +103,23 @@ class Device:
 
 
 def plant_from_row(row: Mapping[str, Any], type_name: str) -> Device:
-    """A plant from a getPowerStationList row."""
+    """A plant from a getPowerStationList row; ValueError when it has no usable ps_id."""
     ps_id = as_int(row.get("ps_id"))
     name = _text(row.get("ps_name")) or f"Plant {ps_id}"
-    return Device(ps_key=f"{ps_id}_{PLANT_DEVICE_TYPE}_0_0", ps_id=ps_id,
+    return Device(ps_key=PsKey.of_plant(ps_id), ps_id=ps_id,
                   device_type=PLANT_DEVICE_TYPE, type_name=type_name, name=name,
                   model=_PLANT_TYPES.get(as_int(row.get("ps_type"), -1), "Plant"), serial="",
                   firmware=None, tz=parse_time_zone(row.get("ps_current_time_zone")))
 
 
 def device_from_row(row: Mapping[str, Any], plant: Device, type_name: str) -> Device:
-    """A device from a getDeviceList/getDeviceListByUser row of ``plant``."""
+    """A device from a getDeviceList/getDeviceListByUser row of ``plant``.
+
+    Raises ValueError when the row's ps_key is malformed: ps_keys become topic levels and ids, so
+    one with ``/``, ``+``, ``#`` or other surprises must never reach the broker.
+    """
+    ps_key = PsKey(_text(row.get("ps_key")))
+    device_type = as_int(row.get("device_type"))
     model = _text(row.get("device_model_code")) or type_name
     serial = _text(row.get("device_sn"))
     firmware_info = row.get("firmware_version_info")
@@ -129,9 +127,8 @@ def device_from_row(row: Mapping[str, Any], plant: Device, type_name: str) -> De
     if isinstance(firmware_info, Mapping):
         firmware = next((_text(firmware_info[f]) for f in _FIRMWARE_FIELDS
                          if _text(firmware_info.get(f))), None)
-    return Device(ps_key=_text(row.get("ps_key")), ps_id=plant.ps_id,
-                  device_type=as_int(row.get("device_type")), type_name=type_name,
-                  name=f"{model} {serial}".strip() if serial else f"{model} {row.get('ps_key')}",
+    return Device(ps_key=ps_key, ps_id=plant.ps_id, device_type=device_type, type_name=type_name,
+                  name=f"{model} {serial}".strip() if serial else f"{model} {ps_key}",
                   model=model, serial=serial, firmware=firmware, tz=plant.tz,
                   uuid=_text(row.get("uuid")))
 

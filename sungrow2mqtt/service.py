@@ -1,7 +1,9 @@
-"""Lifecycle of the bridge process: build the pieces, run, stop cleanly on SIGTERM/SIGINT.
+"""The controller: builds the components, wires them together, starts and stops them.
 
-The cloud work runs on a daemon worker thread; the main thread only waits for a stop signal, so a
-stop publishes ``offline`` and exits within seconds even while an HTTP call is still waiting.
+All cloud work runs on one worker thread, so calls are serialised and the quota is easy to reason
+about; MQTT callbacks only validate requests and queue them.  The main thread only waits for a
+stop signal, so a stop publishes ``offline`` and exits within seconds even while an HTTP call is
+still waiting.
 """
 from __future__ import annotations
 
@@ -11,8 +13,16 @@ import threading
 import time
 from typing import Any, Optional
 
-from sungrow2mqtt.bridge import Bridge
 from sungrow2mqtt.catalog import load_catalog
+from sungrow2mqtt.clock import Clock
+from sungrow2mqtt.components.announcer import Announcer
+from sungrow2mqtt.components.bridge_requests import bridge_requests
+from sungrow2mqtt.components.fleet import FleetState
+from sungrow2mqtt.components.jobs import CloudJobs
+from sungrow2mqtt.components.poller import Job, Poller
+from sungrow2mqtt.components.publisher import Publisher
+from sungrow2mqtt.components.refresh import RefreshCoalescer
+from sungrow2mqtt.components.request_api import RequestApi
 from sungrow2mqtt.config import Config, IsolarCloudConfig
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.health import status_path
@@ -25,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0      # --once: how long to wait for the broker
 PUBLISH_TIMEOUT = 15.0      # --once: how long to wait for the broker's acknowledgements
+MAX_IDLE = 1.0              # seconds the worker waits at most before looking at its deadlines
 
 
 def make_client(config: IsolarCloudConfig, *, max_retries: int = 3,
@@ -42,20 +53,84 @@ def make_client(config: IsolarCloudConfig, *, max_retries: int = 3,
 class Service:
     """The ``run`` command: one bridge between one account and one broker."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, clock: Optional[Clock] = None) -> None:
+        clock = clock or Clock()
         self.config = config
         self.stop_event = threading.Event()
         self.catalog = load_catalog(config.points.catalog)
         self.client = make_client(config.isolarcloud, stop_event=self.stop_event)
         topics = Topics(config.mqtt.base_topic, config.homeassistant.prefix)
         self.mqtt = MqttConnection(config.mqtt, topics.bridge_state)
-        self.bridge = Bridge(config, self.client, self.catalog, self.mqtt,
-                             stop_event=self.stop_event, status_file=status_path(config))
-        self.bridge.attach()
+
+        def api_calls() -> int:
+            return self.client.transport.stats.total
+
+        self.fleet = FleetState()
+        self.jobs = CloudJobs(self.client, self.catalog, self.fleet, clock,
+                              plants=config.plants)
+        polling = config.polling
+        jobs = [Job("devices", polling.devices, self.jobs.refresh_devices),
+                Job("realtime", polling.realtime, self.jobs.poll_realtime),
+                Job("faults", polling.faults, self.jobs.poll_faults)]
+        self.poller = Poller(self.fleet, jobs, clock, api_calls=api_calls, polling=polling)
+        self.publisher = Publisher(self.mqtt, topics, self.fleet, api_calls=api_calls,
+                                   status_file=status_path(config))
+        self.announcer = Announcer(self.mqtt, topics, self.catalog, config.homeassistant,
+                                   on_ha_birth=self.republish)
+        self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
+        self.fleet.listen(self.publisher)     # its first state arrives
+        self.requests = RequestApi(self.mqtt, topics)
+        self.refresh = RefreshCoalescer(self.fleet, self.poller, self.jobs.poll_realtime,
+                                        self.requests, clock,
+                                        spacing=polling.min_refresh_spacing)
+        for name, spec in bridge_requests(self.fleet, self.poller, self.jobs, self.publisher,
+                                          self.refresh, self.client, self.catalog,
+                                          topics).items():
+            self.requests.register(name, spec)
+        self.mqtt.on_connected.append(self.republish)
+        self.worker: Optional[threading.Thread] = None
+
+    def republish(self) -> None:
+        """Discovery, then states, faults and info again (a reconnect, Home Assistant's birth)."""
+        self.announcer.republish()
+        self.publisher.republish()
+
+    def start(self, *, worker: bool = True) -> None:
+        """Start the components and connect; the worker thread polls and answers requests."""
+        for component in (self.publisher, self.announcer, self.requests, self.poller):
+            component.start()
+        self.mqtt.start()
+        if worker:
+            self.worker = threading.Thread(target=self._work, name="bridge", daemon=True)
+            self.worker.start()
+
+    def stop(self) -> None:
+        """Stop the worker and the components, publish ``offline`` and disconnect."""
+        self.stop_event.set()
+        for component in (self.poller, self.requests, self.announcer):
+            component.stop()
+        self.mqtt.stop()
+        self.publisher.stop()             # the status file now says "not connected"
+        if self.worker is not None:
+            self.worker.join(timeout=1.0)
+        self.client.close()
+
+    def _work(self) -> None:
+        """The worker thread: polls when due, deferred refreshes, queued requests, until stopped."""
+        while not self.stop_event.is_set():
+            try:
+                self.poller.run_due()
+                self.refresh.run_due()
+                wait = min(MAX_IDLE, self.poller.seconds_until_due(),
+                           self.refresh.seconds_until_due())
+                self.requests.handle_next(timeout=max(0.05, wait))
+            except Exception:   # the one broad catch: keep the service alive, say what happened
+                log.exception("Unexpected error in the polling loop; continuing")
+                self.stop_event.wait(5)
 
     def run_once(self) -> int:
         """One full cycle (devices, states, faults) acked by the broker; 0 if all went well."""
-        self.mqtt.start()
+        self.start(worker=False)
         try:
             if not self.mqtt.wait_connected(CONNECT_TIMEOUT):
                 log.error("Could not connect to the MQTT broker %s:%d: %s",
@@ -63,30 +138,23 @@ class Service:
                           self.mqtt.fatal_error or f"no connection within {CONNECT_TIMEOUT:.0f} s "
                           f"({self.mqtt.diagnose()})")
                 return 1
-            self.bridge.poll_all()
+            self.poller.run_cycle()
             if not self.mqtt.wait_published(PUBLISH_TIMEOUT):
                 log.error("The broker did not acknowledge every publish within %.0f s",
                           PUBLISH_TIMEOUT)
                 return 1
-            failed = [k for k, o in self.bridge.outcomes.items() if o.ok is False]
+            failed = [k for k, o in self.fleet.snapshot().outcomes.items() if o.ok is False]
             return 1 if failed else 0
         finally:
-            self.mqtt.stop()
-            self.client.close()
+            self.stop()
 
     def run_forever(self) -> int:
         """Poll until SIGTERM/SIGINT, then publish ``offline`` and return 0."""
         self._install_signal_handlers()
-        self.mqtt.start()
-        worker = threading.Thread(target=self.bridge.run_forever, name="bridge", daemon=True)
-        worker.start()
+        self.start()
         self.stop_event.wait()
         log.info("Stopping")
-        self.bridge.stop()
-        self.mqtt.stop()
-        self.bridge.publish_info()        # the status file now says "not connected"
-        worker.join(timeout=1.0)
-        self.client.close()
+        self.stop()
         return 0
 
     def _install_signal_handlers(self) -> None:

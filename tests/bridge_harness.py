@@ -4,12 +4,14 @@ Shared by the integration tests and the reliability tests (``tests/reliability``
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
-import threading
+import time
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from mqtt_probe import MqttProbe
+from sungrow2mqtt.clock import Clock, utc_now
 from sungrow2mqtt.config import parse_config
 from sungrow2mqtt.service import Service
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, SimulatorServer
@@ -40,27 +42,49 @@ def config_dict(sim: SimulatorServer, port: int, base: str, tmp: Path, **extra: 
 class Running:
     """A bridge service running in this process (worker thread) until stopped."""
 
-    def __init__(self, config: Dict, tmp: Path) -> None:
-        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
+    def __init__(self, config: Dict, tmp: Path, clock: Optional[Clock] = None) -> None:
+        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp), clock=clock)
         self.base = config["mqtt"]["base_topic"]
         self.prefix = config["homeassistant"]["prefix"]
-        self.service.mqtt.start()
-        self.thread = threading.Thread(target=self.service.bridge.run_forever, daemon=True)
-        self.thread.start()
+        self.service.start()
+        assert self.service.worker is not None
+        self.thread = self.service.worker
 
     def stop(self) -> None:
-        self.service.stop_event.set()
-        self.service.mqtt.stop()
+        self.service.stop()
         self.thread.join(5)
 
 
+class MovableClock(Clock):
+    """The real clocks plus an offset that a test moves forward, instead of waiting."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def wall(self) -> dt.datetime:
+        return utc_now() + dt.timedelta(seconds=self.offset)
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 def ready(probe: MqttProbe, base: str) -> Dict:
-    """Wait until the first cycle published states and faults; return bridge/info."""
-    probe.wait_for(lambda p: any(t.endswith("/faults") for t in p.messages), 30, "first cycle")
+    """Wait until the first cycle published every device's faults and every plant's state.
+
+    Returns bridge/info.  A probe that subscribes after the cycle gets retained messages in the
+    broker's order, so each topic is waited for, not only the last one published.
+    """
     probe.wait_for(lambda p: (f"{base}/bridge/info" in p.messages and
                               json.loads(p.messages[f"{base}/bridge/info"])["last_poll"]
                               ["faults"]["outcome"] == "ok"), 30, "bridge/info after faults")
-    return probe.json(f"{base}/bridge/info")
+    info = probe.json(f"{base}/bridge/info")
+    wanted = [f"{base}/{d['ps_key']}/faults" for d in info["plants"] + info["devices"]]
+    wanted += [f"{base}/{plant['ps_key']}" for plant in info["plants"]]
+    probe.wait_for(lambda p: all(t in p.messages for t in wanted), 30, "the first cycle's topics")
+    return info
 
 
 def configs(probe: MqttProbe, prefix: str) -> Dict[str, Dict]:

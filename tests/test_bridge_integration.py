@@ -338,3 +338,56 @@ def test_startup_warns_when_polling_would_exceed_the_quota(sim, broker, probe, b
         assert "poll every" in caplog.text
     finally:
         bridge.stop()
+
+
+def _tz_with_summer_time_ending_at(end: dt.datetime) -> str:
+    """A POSIX TZ in summer time now whose clocks go back one hour at ``end`` (UTC).
+
+    Summer time starts on day 0 (1 January) at 00:00, so the end must fall on a later local day:
+    of two zones twelve hours apart, one always does.
+    """
+    for standard in (1, -11):                   # hours east of UTC; summer time is one more
+        local = end + dt.timedelta(hours=standard + 1)
+        day = local.timetuple().tm_yday - 1     # the rule counts days from 0
+        if day >= 1:
+            return (f"XST{-standard:+d}XDT{-standard - 1:+d},0/0,"
+                    f"{day}/{local:%H:%M:%S}")
+    raise AssertionError("unreachable: one of the zones is past 1 January")
+
+
+def _is_summer_time(tz: str) -> bool:
+    """Whether local time in ``tz`` is summer time now, as a fresh process sees it."""
+    result = subprocess.run([sys.executable, "-c", "import time; print(time.localtime().tm_isdst)"],
+                            env={**os.environ, "TZ": tz}, capture_output=True, text=True,
+                            check=True)
+    return result.stdout.strip() == "1"
+
+
+def test_polls_keep_their_interval_when_the_local_clock_goes_back(sim, broker, probe,
+                                                                  base_topic, tmp_path):
+    """Autumn clock change, for real: no faked clock, local time jumps back one hour mid-run."""
+    interval, change_after = 10, 9.0
+    config = config_dict(sim, broker.port, base_topic, tmp_path,
+                         polling={"realtime": interval, "faults": interval})
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    change_at = time.time() + change_after
+    tz = _tz_with_summer_time_ending_at(dt.datetime.fromtimestamp(change_at, dt.timezone.utc))
+    assert _is_summer_time(tz), tz
+    process = subprocess.Popen([sys.executable, "-m", "sungrow2mqtt", "run", "-c", str(path)],
+                               env={**os.environ, "TZ": tz}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        plant = f"{base_topic}/{ready(probe, base_topic)['plants'][0]['ps_key']}"
+        assert time.time() < change_at, "the first cycle came after the clock change"
+        probe.wait_for(lambda p: time.time() > change_at + 0.5, change_after + 5, "clock change")
+        assert not _is_summer_time(tz), "local time did not go back"
+        mark = len(probe.history)
+        # the old scheduler waited an hour here; two polls prove the interval holds
+        probe.wait_for(lambda p: sum(t == plant for t, _, _ in p.history[mark:]) >= 2,
+                       3 * interval, "two realtime polls after the clock change")
+        assert process.poll() is None
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

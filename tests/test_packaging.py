@@ -16,7 +16,8 @@ from typing import Dict, Iterator, List, Tuple
 import pytest
 import yaml
 
-from sungrow2mqtt.commands import parse_request
+from sungrow2mqtt.components.bridge_requests import REFRESH
+from sungrow2mqtt.components.request_api import parse_request
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.model import PLANT_DEVICE_TYPE
 
@@ -107,7 +108,7 @@ def test_flow_refresh_request_is_a_valid_request(flow: List[dict]) -> None:
     assert inject["payloadType"] == "json"
     body = json.loads(inject["payload"])
     assert body == {"transaction": "node-red"}
-    request = parse_request("refresh", inject["payload"].encode("utf-8"))
+    request = parse_request("refresh", inject["payload"].encode("utf-8"), {"refresh": REFRESH})
     assert request.name == "refresh" and request.transaction == "node-red"
 
 

@@ -21,6 +21,7 @@ from typing import (
 from sungrow2mqtt.isolarcloud.errors import (
     LOGIN_STATES, ApiError, ApiNotAuthorised, AuthError, LoginError,
 )
+from sungrow2mqtt.isolarcloud.ps_key import PsKey
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Response, Transport
 from sungrow2mqtt.secret import Secret, register
@@ -78,11 +79,8 @@ class HistoryResult:
 
 
 def device_type_of(ps_key: str) -> int:
-    """The device type encoded in a ps_key (``<ps_id>_<device_type>_<...>_<...>``)."""
-    parts = str(ps_key).split("_")
-    if len(parts) < 2 or not parts[1].isdigit():
-        raise ValueError(f"ps_key {ps_key!r} is not of the form <ps_id>_<device_type>_..._...")
-    return int(parts[1])
+    """The device type encoded in a ps_key; ValueError for a malformed one."""
+    return PsKey(ps_key).device_type
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[List[T]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import subprocess
 import sys
 import threading
@@ -23,10 +22,9 @@ import pytest
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bridge_harness import Running
+from bridge_harness import MovableClock
 from conftest import SIM_START, Broker, free_port, mosquitto_binary, wait_for_port
 from mqtt_probe import MqttProbe
-from sungrow2mqtt.commands import Request
 from sungrow2mqtt.config import parse_config
 from sungrow2mqtt.service import Service
 from sungrow2mqtt.simulator import SimulatorServer
@@ -66,59 +64,48 @@ def sim() -> Iterator[SimulatorServer]:
         yield server
 
 
-def stop_running(running: Running) -> None:
-    """Stop a :class:`Running` bridge without waiting out its worker's one-second queue poll."""
-    running.service.stop_event.set()
-    try:   # a request nobody handles wakes the worker, which then sees the stop
-        running.service.bridge._requests.put_nowait(Request("wake"))
-    except queue.Full:
-        pass
-    running.stop()
-    running.service.client.close()
-
-
 class Driven:
-    """The real service (config, client, bridge, MQTT) whose cloud cycles the test drives.
+    """The real service (config, client, components, MQTT) whose cloud cycles the test drives.
 
-    No worker thread: the test calls :meth:`cycle` (or ``bridge.cloud_job``) itself, so each
-    cycle happens exactly when the test says and nothing runs on a schedule in between.
+    No worker thread: the test calls :meth:`cycle` (or ``service.poller.run``) itself, so each
+    cycle happens exactly when the test says and nothing runs on a schedule in between.  Time
+    passes when the test moves ``clock``.
     """
 
     def __init__(self, config: Dict[str, Any], tmp: Path, *, max_retries: int = 1) -> None:
         self.config = config
-        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
-        self.bridge = self.service.bridge
+        self.clock = MovableClock()
+        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp), clock=self.clock)
+        self.poller = self.service.poller
+        self.fleet = self.service.fleet
         self.transport = self.service.client.transport
         self.transport.backoff_base = 0.01
         self.transport.max_retries = max_retries
         self.base = config["mqtt"]["base_topic"]
-        self.service.mqtt.start()
+        self.service.start(worker=False)
         assert self.service.mqtt.wait_connected(10), "bridge did not connect to the broker"
 
     def cycle(self, devices: bool = False) -> None:
         """One round of scheduled work: (devices), realtime, faults."""
-        if devices or not self.bridge.devices:
-            self.bridge.cloud_job("devices", self.bridge.refresh_devices)
-        self.bridge.cloud_job("realtime", self.bridge.poll_realtime)
-        self.bridge.cloud_job("faults", self.bridge.poll_faults)
+        if devices or not self.fleet.devices():
+            self.poller.run("devices")
+        self.poller.run("realtime")
+        self.poller.run("faults")
         self.flush()
 
     def flush(self) -> None:
         assert self.service.mqtt.wait_published(10), "broker did not acknowledge the publishes"
 
     def outcome(self, kind: str) -> Optional[str]:
-        return self.bridge.outcomes[kind].as_dict()["outcome"]
+        return self.fleet.snapshot().outcomes[kind].as_dict()["outcome"]
 
     def stop(self) -> None:
-        self.service.stop_event.set()
-        self.service.mqtt.stop()
-        self.service.client.close()
+        self.service.stop()
 
 
 def state_topics(driven: Driven) -> List[str]:
     """The retained state and fault topics of every device the bridge publishes values for."""
-    with driven.bridge._lock:
-        keys = sorted(driven.bridge.values)
+    keys = sorted(driven.fleet.snapshot().values)
     return [f"{driven.base}/{k}" for k in keys] + [f"{driven.base}/{k}/faults" for k in keys]
 
 

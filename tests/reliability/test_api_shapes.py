@@ -275,10 +275,10 @@ def test_unexpected_api_shapes_neither_crash_nor_publish_garbage(
             except Exception as exc:   # the worker's first poll has no safety net
                 raise AssertionError(f"a cycle raised {type(exc).__name__}: {exc}; the worker "
                                      "thread would die on this answer") from exc
-        driven.bridge.publish_info()
+        driven.service.publisher.publish_info()
         driven.flush()
         probe.wait_topic(f"{base_topic}/bridge/info")
-        assert fake_api.calls.get("getFaultAlarmInfo", 0) >= 1 or not driven.bridge.devices
+        assert fake_api.calls.get("getFaultAlarmInfo", 0) >= 1 or not driven.fleet.devices()
         for topic, payload, _ in probe.history:
             if payload and not topic.endswith("/bridge/state"):
                 _strict_json(payload)

@@ -19,7 +19,7 @@ import pytest
 from bridge_harness import Running, config_dict, ready
 from mqtt_probe import MqttProbe
 from reliability_support import (
-    describe, records, run_cli, shared_broker, sim, stop_running, traceback_free, unhandled,
+    describe, records, run_cli, shared_broker, sim, traceback_free, unhandled,
     write_yaml,
 )
 from sungrow2mqtt.config import parse_config
@@ -83,7 +83,7 @@ BAD_REQUESTS: List[Tuple[str, Any, str, str]] = [
 def running_bridge(sim, shared_broker, base_topic, tmp_path) -> Iterator[Running]:
     bridge = Running(config_dict(sim, shared_broker.port, base_topic, tmp_path), tmp_path)
     yield bridge
-    stop_running(bridge)
+    bridge.stop()
 
 
 def test_every_bad_request_gets_a_clear_error_and_the_bridge_stays_up(
@@ -136,7 +136,7 @@ def test_retained_requests_are_not_replayed(sim, shared_broker, base_topic, tmp_
         probe.publish(f"{base_topic}/bridge/request/quota", b"", retain=True)
         probe.close()
         if bridge:
-            stop_running(bridge)
+            bridge.stop()
 
 
 # -- the config file -----------------------------------------------------------------------------

@@ -37,7 +37,7 @@ def test_broker_restart_without_persistence_reconnects_and_republishes(
     probe = None
     try:
         driven.cycle()
-        announced = dict(driven.bridge._announced)
+        announced = driven.service.announcer.announced()
         assert announced
         caplog.clear()
 
@@ -50,7 +50,7 @@ def test_broker_restart_without_persistence_reconnects_and_republishes(
         probe = MqttProbe(broker.port, f"{base_topic}/#", f"{base_topic}_ha/#")
 
         probe.wait_topic(f"{base_topic}/bridge/state", 30, check=lambda d: d == b"online")
-        expected = {f"{base_topic}/{k}": v for k, v in driven.bridge.values.items()}
+        expected = {f"{base_topic}/{k}": v for k, v in driven.fleet.snapshot().values.items()}
         wanted = list(announced) + state_topics(driven)
         probe.wait_for(lambda p: all(t in p.messages for t in wanted), 15,
                        "states, faults and discovery republished")

@@ -20,7 +20,7 @@ from bridge_harness import Running, config_dict, ready
 from mqtt_probe import MqttProbe
 from reliability_support import (
     Driven, describe, fast_simulator, info_of, messages_since, records, retained_snapshot,
-    shared_broker, sim, state_topics, stop_running, unhandled,
+    shared_broker, sim, state_topics, unhandled,
 )
 from sungrow2mqtt.simulator import SimulatorServer
 
@@ -115,8 +115,8 @@ def test_outage_keeps_last_states_logs_once_and_recovers(name, shared_broker, ba
                 assert driven.outcome("faults") == "error", number
 
             # the devices are still known and their last good states still retained, unchanged
-            assert sorted(driven.bridge.values) == sorted(t.split("/")[-1] for t in topics
-                                                         if not t.endswith("/faults"))
+            assert sorted(driven.fleet.snapshot().values) == sorted(
+                t.split("/")[-1] for t in topics if not t.endswith("/faults"))
             assert retained_snapshot(shared_broker.port, topics) == before
             changed = messages_since(probe, mark, lambda t: t in before)
             assert not changed, f"states re-published during the outage: {changed[:3]}"
@@ -126,7 +126,7 @@ def test_outage_keeps_last_states_logs_once_and_recovers(name, shared_broker, ba
             assert info["last_poll"]["realtime"]["outcome"] == "error"
             assert outage.mention in info["last_poll"]["realtime"]["error"]
             _assert_quiet_outage(caplog, name)
-            assert [r for r in caplog.records if r.name == "sungrow2mqtt.bridge"
+            assert [r for r in caplog.records if r.name == "sungrow2mqtt.components.poller"
                     and r.levelno == logging.DEBUG and "continues" in r.getMessage()]
 
             caplog.clear()
@@ -168,7 +168,7 @@ def test_connection_refused_while_the_cloud_is_down(sim, shared_broker, base_top
         for number in range(OUTAGE_CYCLES):
             driven.cycle(devices=number == 1)
             assert driven.outcome("realtime") == "error"
-        assert "Connection refused" in driven.bridge.outcomes["realtime"].error
+        assert "Connection refused" in driven.fleet.snapshot().outcomes["realtime"].error
         assert retained_snapshot(shared_broker.port, topics) == before
         assert not messages_since(probe, mark, lambda t: t in before)
         _assert_quiet_outage(caplog, "connection refused")
@@ -194,10 +194,10 @@ def test_rate_limit_pauses_all_cloud_calls_until_the_retry_time(
 
         sim.fail_next(1, "code", code=code)
         driven.cycle()
-        blocked = driven.bridge._blocked_until
-        assert blocked is not None and blocked > dt.datetime.now(dt.timezone.utc)
+        blocked = driven.poller.paused_until()
+        assert blocked is not None and blocked > driven.clock.wall()
         expected = dt.timedelta(hours=1) if code == "E999" else dt.timedelta(days=1)
-        assert blocked - dt.datetime.now(dt.timezone.utc) <= expected
+        assert blocked - driven.clock.wall() <= expected
         calls = dict(sim.call_counts())
         for number in range(OUTAGE_CYCLES):
             driven.cycle(devices=number == 1)
@@ -209,8 +209,9 @@ def test_rate_limit_pauses_all_cloud_calls_until_the_retry_time(
         _assert_quiet_outage(caplog, code)
 
         caplog.clear()
-        # the retry time has come (an hour or a day cannot pass in a test)
-        driven.bridge._blocked_until = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=1)
+        # the retry time comes (an hour or a day cannot pass in a test: the clock moves)
+        driven.clock.advance(expected.total_seconds())
+        assert driven.poller.paused_until() is None
         driven.cycle()
         assert sum(sim.call_counts().values()) > sum(calls.values())
         assert driven.outcome("realtime") == "ok" and driven.outcome("faults") == "ok"
@@ -307,4 +308,4 @@ def test_worker_thread_survives_an_outage_and_answers_refreshes(
         assert bridge.thread.is_alive()
         assert not unhandled(caplog), describe(unhandled(caplog))
     finally:
-        stop_running(bridge)
+        bridge.stop()

@@ -33,7 +33,7 @@ from conftest import mosquitto_binary
 from mqtt_probe import MqttProbe
 from reliability_support import (
     Collector, CustomBroker, fast_simulator, need_mosquitto, run_cli, shared_broker, sim, start_cli,
-    stop_running, traceback_free, write_yaml,
+    traceback_free, write_yaml,
 )
 from sungrow2mqtt.config import load_config
 from sungrow2mqtt.isolarcloud.crypto import rsa_decrypt
@@ -258,7 +258,7 @@ def running_bridge(sim, shared_broker, base_topic, tmp_path) -> Iterator[Tuple[R
     try:
         yield bridge, probe
     finally:
-        stop_running(bridge)
+        bridge.stop()
         probe.close()
 
 

@@ -20,10 +20,10 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from bridge_harness import Running, config_dict, ready
+from bridge_harness import MovableClock, Running, config_dict, ready
 from mqtt_probe import MqttProbe
 from reliability_support import (
-    describe, fast_simulator, shared_broker, stop_running, unhandled, wait_until,
+    describe, fast_simulator, shared_broker, unhandled, wait_until,
 )
 
 __all__ = ["shared_broker"]   # fixture, used by name below
@@ -37,9 +37,17 @@ def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def _faults(sim: Any, bridge: Running) -> List[Callable[[random.Random], None]]:
+def _lift_pause(bridge: Running, clock: MovableClock) -> None:
+    """The rate-limit hour "passes": the bridge's clock moves past the pause."""
+    until = bridge.service.poller.paused_until()
+    if until is not None:
+        clock.advance((until - clock.wall()).total_seconds() + 1)
+
+
+def _faults(sim: Any, bridge: Running, clock: MovableClock
+            ) -> List[Callable[[random.Random], None]]:
     def unblock() -> None:
-        bridge.service.bridge._blocked_until = None      # the rate-limit hour "passed"
+        _lift_pause(bridge, clock)
     return [
         lambda r: sim.fail_next(r.randint(1, 6), r.choice(["http500", "http503", "garbage"])),
         lambda r: sim.fail_next(r.randint(1, 3), "ratelimit429"),
@@ -65,11 +73,12 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
         config = config_dict(sim, shared_broker.port, base_topic, tmp_path,
                              isolarcloud={"timeout": 1}, polling={"min_refresh_spacing": 0})
         probe = MqttProbe(shared_broker.port, f"{base_topic}/#")
-        bridge = Running(config, tmp_path)
+        clock = MovableClock()
+        bridge = Running(config, tmp_path, clock)
         try:
             bridge.service.client.transport.backoff_base = 0.01
             ready(probe, base_topic)
-            faults = _faults(sim, bridge)
+            faults = _faults(sim, bridge, clock)
             counts: Dict[str, int] = {"cycles": 0, "ok": 0}
             baseline: Dict[str, int] = {}
             deadline = time.monotonic() + SOAK_SECONDS
@@ -89,7 +98,7 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
             assert counts["cycles"] >= 20 and counts["ok"] >= 5, (counts, seed)
 
             sim.reset()                                     # healthy again; clock back
-            bridge.service.bridge._blocked_until = None
+            _lift_pause(bridge, clock)
             assert probe.request(base_topic, "refresh", {}, timeout=20)["status"] == "ok"
             mark = len(probe.history)
             assert probe.request(base_topic, "refresh", {}, timeout=20)["status"] == "ok"
@@ -101,7 +110,7 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
                        10, f"fds/threads to settle: {baseline} -> fds {_open_fds()}, threads "
                            f"{threading.active_count()} (seed {seed})")
         finally:
-            stop_running(bridge)
+            bridge.stop()
             probe.close()
     assert not thread_errors, thread_errors
     broken = unhandled(caplog)

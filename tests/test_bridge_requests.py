@@ -1,9 +1,22 @@
-"""Request parsing: every malformed request is refused with a message naming the problem."""
+"""The bridge's requests: every malformed one is refused with a message naming the problem."""
 import json
 
 import pytest
 
-from sungrow2mqtt.commands import MAX_PAYLOAD_BYTES, BadRequest, parse_request
+from sungrow2mqtt.components.request_api import MAX_PAYLOAD_BYTES, BadRequest
+from sungrow2mqtt.config import parse_config
+from sungrow2mqtt.model import device_from_row, plant_from_row
+from sungrow2mqtt.service import Service
+from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS
+
+# the service's own registry; building the service connects to nothing
+API = Service(parse_config({
+    "isolarcloud": {"server": "http://127.0.0.1:9", "appkey": DEFAULT_CREDENTIALS.appkey,
+                    "access_key": DEFAULT_CREDENTIALS.access_key,
+                    "username": DEFAULT_CREDENTIALS.username,
+                    "password": DEFAULT_CREDENTIALS.password, "token_file": None},
+    "mqtt": {"host": "127.0.0.1"}}, "test.yaml")).requests
+parse_request = API.parse
 
 
 def test_empty_payload_is_an_empty_request():
@@ -61,3 +74,14 @@ def test_history_points_accept_strings_and_prefixes():
                                        b'"start": "2025-01-01", "end": "2025-01-02", '
                                        b'"interval": "day"}')
     assert request.params["points"] == ["13011", "13012"]
+
+
+def test_history_takes_every_ps_key_the_bridge_publishes():
+    """One ps_key type: a device the model bridges (8-digit device code) is not refused here."""
+    plant = plant_from_row({"ps_id": 1563218, "ps_name": "Home"}, "Plant")
+    device = device_from_row({"ps_key": "1563218_1_12345678_1", "device_type": 1}, plant,
+                             "Inverter")
+    request = parse_request("history", json.dumps({
+        "ps_key": device.ps_key, "points": [1], "start": "2025-01-01", "end": "2025-01-02",
+        "interval": "day"}).encode())
+    assert request.params["ps_key"] == device.ps_key == "1563218_1_12345678_1"

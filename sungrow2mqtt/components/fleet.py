@@ -1,0 +1,257 @@
+"""Fleet state: what the bridge knows, under one lock, and the pure mapping of cloud rows into it.
+
+The worker thread writes (polls, requests); the MQTT thread reads (a reconnect or Home Assistant's
+birth republishes everything).  Every write tells the listeners what changed, after the lock is
+released, so the components follow the fleet without reaching into each other.  Stored values and
+fault lists are replaced, never changed in place, so a snapshot shares them safely.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+from sungrow2mqtt.catalog import PointSpec
+from sungrow2mqtt.clock import iso
+from sungrow2mqtt.model import PLANT_DEVICE_TYPE, Device, PsKey, parse_device_time
+
+log = logging.getLogger(__name__)
+
+POLL_KINDS = ("devices", "realtime", "faults")
+LAST_UPDATE = "last_update"
+Values = Dict[str, Any]
+Fault = Dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    """How the last run of one kind of poll went, for ``bridge/info``."""
+
+    time: Optional[dt.datetime] = None
+    ok: Optional[bool] = None
+    error: Optional[str] = None
+    api_calls: int = 0
+    duration_s: float = 0.0
+
+    def as_dict(self) -> Dict[str, Any]:
+        """JSON-ready form."""
+        return {"time": iso(self.time), "outcome": None if self.ok is None else
+                ("ok" if self.ok else "error"), "error": self.error,
+                "api_calls": self.api_calls, "duration_s": round(self.duration_s, 3)}
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    """A consistent copy of the fleet state, for publishers."""
+
+    devices: Mapping[str, Device] = field(default_factory=dict)
+    values: Mapping[str, Values] = field(default_factory=dict)
+    faults: Mapping[str, List[Fault]] = field(default_factory=dict)
+    outcomes: Mapping[str, PollOutcome] = field(default_factory=dict)
+    quota: Mapping[str, Any] = field(default_factory=dict)
+    paused_until: Optional[dt.datetime] = None
+
+
+class FleetListener:
+    """Hooks a component overrides to follow the fleet; each does nothing unless overridden."""
+
+    def on_devices(self, devices: Sequence[Device], removed: Sequence[Device]) -> None:
+        """The device list was refreshed; ``removed`` have left the account."""
+
+    def on_values(self, device: Device, state: Mapping[str, Any], new_keys: Sequence[str]
+                  ) -> None:
+        """A device has new values; ``new_keys`` never had a value before."""
+
+    def on_faults(self, device: Device, faults: Sequence[Fault]) -> None:
+        """A device's open faults changed."""
+
+    def on_full_poll(self) -> None:
+        """Every device was polled once: an entity without a value by now is gone."""
+
+    def on_info(self) -> None:
+        """Poll outcomes or the quota changed, or a poll was skipped: ``bridge/info`` is due."""
+
+
+class FleetState:
+    """Devices, their latest values and faults, poll outcomes, quota and cloud pause."""
+
+    def __init__(self, kinds: Iterable[str] = POLL_KINDS) -> None:
+        self._lock = threading.Lock()
+        self._devices: Dict[str, Device] = {}
+        self._values: Dict[str, Values] = {}
+        self._faults: Dict[str, List[Fault]] = {}
+        self._outcomes: Dict[str, PollOutcome] = {kind: PollOutcome() for kind in kinds}
+        self._quota: Dict[str, Any] = {}
+        self._paused_until: Optional[dt.datetime] = None
+        self._listeners: List[FleetListener] = []
+
+    def listen(self, listener: FleetListener) -> None:
+        """Tell ``listener`` about every change, after the listeners added before it."""
+        self._listeners.append(listener)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def snapshot(self) -> FleetSnapshot:
+        """Everything at one moment."""
+        with self._lock:
+            return FleetSnapshot(dict(self._devices), dict(self._values), dict(self._faults),
+                                 dict(self._outcomes), dict(self._quota), self._paused_until)
+
+    def devices(self, ps_ids: Optional[Set[int]] = None) -> List[Device]:
+        """Every device (plants too), or those of the plants ``ps_ids``."""
+        with self._lock:
+            return [d for d in self._devices.values() if not ps_ids or d.ps_id in ps_ids]
+
+    def device(self, ps_key: str) -> Optional[Device]:
+        """The device with this ps_key, if bridged."""
+        with self._lock:
+            return self._devices.get(ps_key)
+
+    def plant_ids(self) -> Set[int]:
+        """The bridged plants."""
+        with self._lock:
+            return {d.ps_id for d in self._devices.values() if d.is_plant}
+
+    # -- writing (worker thread) ------------------------------------------------------------------
+
+    def set_devices(self, devices: Mapping[str, Device]) -> None:
+        """Replace the device list; the values and faults of devices that left are dropped."""
+        with self._lock:
+            removed = [d for key, d in self._devices.items() if key not in devices]
+            for device in removed:
+                self._values.pop(device.ps_key, None)
+                self._faults.pop(device.ps_key, None)
+            self._devices = dict(devices)
+        for device in removed:
+            log.info("Device %s is no longer in the account; removing it", device.ps_key)
+        current = list(devices.values())
+        for listener in self._listeners:
+            listener.on_devices(current, removed)
+
+    def update_values(self, device: Device, mapped: Mapping[str, Any]) -> None:
+        """Store a device's freshly mapped values (see :func:`map_realtime_row`)."""
+        with self._lock:
+            state, new_keys = merge_values(self._values.get(device.ps_key, {}), mapped)
+            self._values[device.ps_key] = state
+        for listener in self._listeners:
+            listener.on_values(device, state, new_keys)
+
+    def set_faults(self, device: Device, faults: List[Fault]) -> None:
+        """Store a device's open faults; listeners hear of it only when they changed."""
+        with self._lock:
+            changed = self._faults.get(device.ps_key) != faults
+            self._faults[device.ps_key] = faults
+        if changed:
+            for listener in self._listeners:
+                listener.on_faults(device, faults)
+
+    def record_outcome(self, kind: str, outcome: PollOutcome) -> None:
+        """How a poll went."""
+        with self._lock:
+            self._outcomes[kind] = outcome
+        self._info_changed()
+
+    def set_quota(self, quota: Mapping[str, Any]) -> None:
+        """The call quota as :func:`quota_summary` reads it."""
+        with self._lock:
+            self._quota = dict(quota)
+        self._info_changed()
+
+    def set_pause(self, until: Optional[dt.datetime]) -> None:
+        """Until when cloud calls are paused (None: not paused); shown with the next outcome."""
+        with self._lock:
+            self._paused_until = until
+
+    def heartbeat(self) -> None:
+        """A poll was skipped: ``bridge/info`` and the status file still show the bridge alive."""
+        self._info_changed()
+
+    def full_poll_done(self) -> None:
+        """Every device was polled once."""
+        for listener in self._listeners:
+            listener.on_full_poll()
+
+    def _info_changed(self) -> None:
+        for listener in self._listeners:
+            listener.on_info()
+
+
+# -- pure mapping of cloud rows ------------------------------------------------------------------
+
+def map_realtime_row(specs: Iterable[PointSpec], row: Mapping[str, Any], tz: dt.tzinfo,
+                     polled_at: dt.datetime) -> Values:
+    """A device's values from one realtime row, in catalog keys and units, plus their time.
+
+    Points without a usable value are left out; the time is the device's own data time, else
+    the time of the poll, both in the plant's zone.
+    """
+    values: Values = {}
+    for spec in specs:
+        value = spec.convert(row.get(f"p{spec.point_id}"))
+        if value is not None:
+            values[spec.key] = value
+    values[LAST_UPDATE] = (parse_device_time(row.get("device_time"), tz)
+                           or polled_at.astimezone(tz).isoformat(timespec="seconds"))
+    return values
+
+
+def merge_values(previous: Mapping[str, Any], mapped: Mapping[str, Any]
+                 ) -> Tuple[Values, List[str]]:
+    """The device's new state and the keys that never had a value before.
+
+    A key that had a value and has none now becomes None, so its entity shows "unknown" rather
+    than a stale value.
+    """
+    state: Values = dict.fromkeys(previous)
+    state.update(mapped)
+    return state, [key for key in mapped if key not in previous and key != LAST_UPDATE]
+
+
+def faults_by_device(rows: Iterable[Mapping[str, Any]], devices: Mapping[str, Device]
+                     ) -> Dict[PsKey, List[Fault]]:
+    """Open faults per bridged device (an empty list when it has none), oldest first.
+
+    A fault of a device the bridge does not know is shown on the device's plant.
+    """
+    found: Dict[PsKey, List[Fault]] = {device.ps_key: [] for device in devices.values()}
+    for row in rows:
+        device = (devices.get(str(row.get("ps_key") or ""))
+                  or devices.get(f"{row.get('ps_id') or ''}_{PLANT_DEVICE_TYPE}_0_0"))
+        if device is not None:
+            found[device.ps_key].append(fault_item(row, device))
+    for items in found.values():
+        items.sort(key=lambda f: (str(f.get("since")), str(f.get("code"))))
+    return found
+
+
+def fault_item(row: Mapping[str, Any], device: Device) -> Fault:
+    """One getFaultAlarmInfo row as published, its start time in the plant's zone."""
+    since = row.get("create_time")
+    try:
+        moment = dt.datetime.strptime(str(since), "%Y-%m-%d %H:%M:%S").replace(tzinfo=device.tz)
+        since = moment.isoformat()
+    except ValueError:
+        pass
+    return {"code": row.get("fault_code"), "type_code": row.get("fault_type_code"),
+            "name": row.get("fault_name"), "level": row.get("fault_level"),
+            "type": row.get("fault_type"), "since": since}
+
+
+def quota_summary(data: Mapping[str, Any], hour: int) -> Dict[str, Any]:
+    """The interesting numbers of getOpenApiCallInfo as JSON numbers; ``hour`` picks the row."""
+    def number(value: Any) -> Optional[int]:
+        try:
+            return int(float(str(value)))
+        except (TypeError, ValueError, OverflowError):
+            return None
+    per_hour = {number(item.get("hour")): number(item.get("max_call_times"))
+                for item in data.get("per_hour_access_times_config") or []
+                if isinstance(item, Mapping)}
+    return {
+        "per_day": number(data.get("per_day_access_times_config")),
+        "per_hour": per_hour.get(hour),
+        "today_used": number(data.get("today_accessed_times")),
+        "this_hour_used": number(data.get("curr_hour_accessed_times")),
+    }

@@ -1,0 +1,203 @@
+"""When the cloud is polled, and what happens when it is in trouble.
+
+Jobs run on monotonic deadlines, so no change of the wall clock (summer time ending, an NTP step)
+stalls or hurries a poll.  Each episode of cloud trouble is logged once, whichever job meets it; a
+rate limit or a refused login pauses every cloud call for as long as the cloud says, measured on
+the monotonic clock too.  A job never raises: its outcome goes into the fleet state.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar
+
+from sungrow2mqtt.clock import Clock, iso
+from sungrow2mqtt.components.fleet import FleetState, PollOutcome
+from sungrow2mqtt.config import PollingConfig
+from sungrow2mqtt.errors import Sungrow2MqttError
+from sungrow2mqtt.isolarcloud.errors import ApiError, LoginError, RateLimitError
+from sungrow2mqtt.quota import calls_per_hour, fastest_safe_interval
+
+log = logging.getLogger(__name__)
+
+LOGIN_PAUSE = 3600.0   # seconds: a refused login is not retried sooner, accounts get locked
+QUOTA_MARGIN = 0.8     # share of the hourly quota polling may use
+T = TypeVar("T")
+
+
+class CloudPaused(Sungrow2MqttError):
+    """A request that would call the cloud while cloud calls are paused."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One kind of periodic cloud work (``kind`` names it in ``bridge/info``)."""
+
+    kind: str
+    interval: float
+    work: Callable[[], Any]
+
+
+class Poller:
+    """Runs the jobs when due, each through the same trouble handling as any cloud call."""
+
+    def __init__(self, fleet: FleetState, jobs: Sequence[Job], clock: Clock, *,
+                 api_calls: Callable[[], int], polling: PollingConfig) -> None:
+        self._fleet = fleet
+        self._jobs: Dict[str, Job] = {job.kind: job for job in jobs}
+        self._clock = clock
+        self._api_calls = api_calls
+        self._polling = polling
+        self._due: Dict[str, float] = {}              # kind -> monotonic deadline
+        self._fit_checked = False
+        self._trouble: Optional[str] = None           # the current episode's kind of failure
+        self._trouble_count = 0
+        self._pause_end: Optional[float] = None       # monotonic
+        self.last_cloud_poll = float("-inf")          # monotonic end of the last job's calls
+
+    def start(self) -> None:
+        """Every job is due now: the first cycle runs at once."""
+        now = self._clock.monotonic()
+        self._due = {kind: now for kind in self._jobs}
+
+    def stop(self) -> None:
+        """No job is due any more."""
+        self._due = {}
+
+    def run_due(self) -> None:
+        """Run every job whose deadline has come, in the order the jobs were given.
+
+        The first time every job ran, the quota fit is checked.
+        """
+        ran = 0
+        for kind, job in self._jobs.items():
+            due = self._due.get(kind)
+            if due is None or self._clock.monotonic() < due:
+                continue
+            self.run(kind)
+            ran += 1
+            self._due[kind] = due + job.interval
+            if self._due[kind] <= self._clock.monotonic():   # overran: skip the missed beats
+                self._due[kind] = self._clock.monotonic() + job.interval
+        if ran == len(self._jobs) and not self._fit_checked:
+            self._fit_checked = True
+            self.check_quota_fit()
+
+    def seconds_until_due(self) -> float:
+        """How long the worker may wait before the next job (infinite when stopped)."""
+        if not self._due:
+            return float("inf")
+        return max(0.0, min(self._due.values()) - self._clock.monotonic())
+
+    def run_cycle(self) -> None:
+        """Every job once, now (``run --once``), then the quota check."""
+        for kind in self._jobs:
+            self.run(kind)
+        self._fit_checked = True
+        self.check_quota_fit()
+
+    def run(self, kind: str, work: Optional[Callable[[], Any]] = None) -> Any:
+        """Run one job now (``work`` instead of the job's own); its result, None when it failed."""
+        if self.paused_until() is not None:
+            log.debug("Skipping %s poll: cloud paused until %s", kind, iso(self.paused_until()))
+            self._fleet.heartbeat()
+            return None
+        before, started = self._api_calls(), self._clock.monotonic()
+        result, error = None, None
+        try:
+            result = (work or self._jobs[kind].work)()
+        except ApiError as exc:
+            self._cloud_trouble(exc)
+            error = str(exc)
+        except Exception as exc:  # an answer we did not expect must not stop the schedule
+            self._cloud_trouble(exc)
+            error = f"unexpected {type(exc).__name__}: {exc}"
+        else:
+            self._cloud_recovered()
+        self.last_cloud_poll = self._clock.monotonic()
+        self._fleet.record_outcome(kind, PollOutcome(
+            time=self._clock.wall(), ok=error is None, error=error,
+            api_calls=self._api_calls() - before, duration_s=self.last_cloud_poll - started))
+        return result
+
+    def call(self, work: Callable[[], T]) -> T:
+        """Cloud work of a request: refused while paused, its trouble counted like a poll's."""
+        until = self.paused_until()
+        if until is not None:
+            raise CloudPaused(f"cloud calls paused until {iso(until)} "
+                              f"({self._trouble or 'rate limit'})")
+        try:
+            return work()
+        except ApiError as exc:
+            self._cloud_trouble(exc)
+            raise
+
+    def paused_until(self) -> Optional[dt.datetime]:
+        """When cloud calls may start again (wall clock, for people), or None when they may now."""
+        if self._pause_end is None:
+            return None
+        remaining = self._pause_end - self._clock.monotonic()
+        return self._clock.wall() + dt.timedelta(seconds=remaining) if remaining > 0 else None
+
+    def _pause(self, seconds: float) -> None:
+        self._pause_end = self._clock.monotonic() + seconds
+        self._fleet.set_pause(self._clock.wall() + dt.timedelta(seconds=seconds))
+
+    def _cloud_trouble(self, exc: Exception) -> None:
+        # one episode per kind of failure, whichever endpoint happens to meet it
+        kind = f"{type(exc).__name__}:{getattr(exc, 'result_code', None) or ''}"
+        if isinstance(exc, RateLimitError):
+            self._pause(exc.retry_after())    # retry_at is on the real clock the error was made by
+        elif isinstance(exc, LoginError):
+            self._pause(LOGIN_PAUSE)
+        self._trouble_count += 1
+        if kind != self._trouble:
+            self._trouble = kind
+            until = self.paused_until()
+            pause = (f"; pausing cloud calls until {iso(until)}" if until
+                     else "; will retry at the next poll")
+            log.error("Cloud trouble: %s%s", exc, pause, exc_info=not isinstance(exc, ApiError))
+        else:
+            log.debug("Cloud trouble continues: %s", exc)
+
+    def _cloud_recovered(self) -> None:
+        if self._trouble:
+            log.warning("Cloud recovered after %d failed call(s)", self._trouble_count)
+        self._trouble, self._trouble_count, self._pause_end = None, 0, None
+        self._fleet.set_pause(None)
+
+    def check_quota_fit(self) -> Optional[float]:
+        """Log how many calls an hour the configured polling costs against the hourly quota.
+
+        Warns when it would use more than 80 % of the quota and names the fastest safe interval.
+        Returns the calls per hour (None when not yet measurable).
+        """
+        snapshot = self._fleet.snapshot()
+        return quota_fit(self._polling, snapshot.outcomes, snapshot.quota.get("per_hour"))
+
+
+def quota_fit(polling: PollingConfig, outcomes: Mapping[str, PollOutcome],
+              quota: Optional[int]) -> Optional[float]:
+    """:meth:`Poller.check_quota_fit` on given figures."""
+    if not all(outcomes[k].ok for k in ("devices", "realtime", "faults")):
+        return None
+    calls = {k: outcomes[k].api_calls for k in ("realtime", "faults", "devices")}
+    per_hour = calls_per_hour(polling.realtime, polling.faults, polling.devices,
+                              calls["realtime"], calls["faults"], calls["devices"])
+    if not quota:
+        log.info("Polling costs about %.0f API calls an hour (quota unknown)", per_hour)
+    elif per_hour > QUOTA_MARGIN * quota:
+        try:
+            safest = fastest_safe_interval(quota, calls["realtime"], calls["faults"],
+                                           calls["devices"], polling.devices,
+                                           margin=QUOTA_MARGIN)
+            advice = f"poll every {safest} s or more (polling.realtime and polling.faults)"
+        except ValueError:
+            advice = "poll less often and refresh devices less often (polling.devices)"
+        log.warning("Polling as configured costs about %.0f API calls an hour, more than "
+                    "%.0f %% of the hourly quota of %d: %s", per_hour, QUOTA_MARGIN * 100,
+                    quota, advice)
+    else:
+        log.info("Polling costs about %.0f API calls an hour of a quota of %d", per_hour, quota)
+    return per_hour

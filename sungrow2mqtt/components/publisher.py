@@ -1,0 +1,106 @@
+"""What the bridge publishes about the fleet: states, faults, ``bridge/info``, the status file.
+
+All retained, so a client that subscribes later (Home Assistant after a restart) gets the latest
+values at once; a device that left the account has its topics cleared.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
+
+from sungrow2mqtt import __version__
+from sungrow2mqtt.clock import iso
+from sungrow2mqtt.components.fleet import Fault, FleetListener, FleetState
+from sungrow2mqtt.discovery import Topics
+from sungrow2mqtt.health import write_status
+from sungrow2mqtt.model import Device
+from sungrow2mqtt.mqtt import MqttConnection
+
+log = logging.getLogger(__name__)
+
+
+class Publisher(FleetListener):
+    """Retained states and faults of each device, and the bridge's own ``bridge/info``."""
+
+    def __init__(self, mqtt: MqttConnection, topics: Topics, fleet: FleetState, *,
+                 api_calls: Callable[[], int], status_file: Optional[Path] = None) -> None:
+        self._mqtt = mqtt
+        self._topics = topics
+        self._fleet = fleet
+        self._api_calls = api_calls
+        self._status_file = status_file
+
+    def start(self) -> None:
+        """Nothing to set up: publishing follows the fleet."""
+
+    def stop(self) -> None:
+        """A last status (the broker connection is closed by now), for ``sungrow2mqtt health``."""
+        self.publish_info()
+
+    def republish(self) -> None:
+        """States, faults and info again (after a reconnect or Home Assistant's birth)."""
+        snapshot = self._fleet.snapshot()
+        for ps_key, state in snapshot.values.items():
+            self._mqtt.publish(self._topics.state(ps_key), state, retain=True)
+        for ps_key, faults in snapshot.faults.items():
+            self._publish_faults(ps_key, faults)
+        self.publish_info()
+
+    def publish_info(self) -> None:
+        """The retained ``bridge/info`` document, and the status file."""
+        snapshot = self._fleet.snapshot()
+        devices = snapshot.devices.values()
+        info: Dict[str, Any] = {
+            "version": __version__,
+            "plants": [{"ps_id": d.ps_id, "name": d.name, "ps_key": d.ps_key}
+                       for d in devices if d.is_plant],
+            "devices": [{"ps_key": d.ps_key, "ps_id": d.ps_id, "device_type": d.device_type,
+                         "type": d.type_name, "model": d.model, "serial": d.serial,
+                         "name": d.name} for d in devices if not d.is_plant],
+            "last_poll": {k: v.as_dict() for k, v in snapshot.outcomes.items()},
+            "quota": dict(snapshot.quota),
+            "api_calls_total": self._api_calls(),
+            "rate_limited_until": iso(snapshot.paused_until),
+        }
+        self._mqtt.publish(self._topics.bridge_info, info, retain=True)
+        if self._status_file is not None:
+            self._write_status(self._status_file, info,
+                               all(o.ok is not False for o in snapshot.outcomes.values()))
+
+    def _write_status(self, path: Path, info: Mapping[str, Any], cloud_ok: bool) -> None:
+        """Keep the local status file fresh for ``sungrow2mqtt health``."""
+        try:
+            write_status(path, {"mqtt_connected": self._mqtt.connected, "cloud_ok": cloud_ok,
+                                "last_poll": info["last_poll"]})
+        except OSError as exc:
+            log.warning("Cannot write status file %s (%s)", path,
+                        exc.strerror or type(exc).__name__)
+            self._status_file = None
+
+    def _publish_faults(self, ps_key: str, faults: Sequence[Fault]) -> None:
+        self._mqtt.publish(self._topics.faults(ps_key),
+                           {"problem": "ON" if faults else "OFF", "faults": list(faults)},
+                           retain=True)
+
+    # -- fleet events (worker thread) -------------------------------------------------------------
+
+    def on_devices(self, devices: Sequence[Device], removed: Sequence[Device]) -> None:
+        """Clear the topics of devices that left; the device list is in ``bridge/info``."""
+        for device in removed:
+            self._mqtt.publish(self._topics.state(device.ps_key), None, retain=True)
+            self._mqtt.publish(self._topics.faults(device.ps_key), None, retain=True)
+        self.publish_info()
+
+    def on_values(self, device: Device, state: Mapping[str, Any], new_keys: Sequence[str]
+                  ) -> None:
+        """The device's state."""
+        self._mqtt.publish(self._topics.state(device.ps_key), dict(state), retain=True)
+
+    def on_faults(self, device: Device, faults: Sequence[Fault]) -> None:
+        """The device's open faults and its problem flag."""
+        self._publish_faults(device.ps_key, faults)
+
+    def on_info(self) -> None:
+        """Outcomes or quota changed."""
+        self.publish_info()

@@ -1,0 +1,208 @@
+"""Requests on ``<base>/bridge/request/<name>``: one registry, one dispatcher, one envelope.
+
+Each request kind is registered once as a :class:`RequestSpec`: a declarative schema (allowed
+fields and their checks) and the handler that carries it out.  A request is parsed and validated
+on the MQTT thread, so a bad one is answered at once; a valid one is queued for the worker thread,
+which does all cloud work.  Nothing in a request can choose a URL, a path or an endpoint: it only
+selects among the registered operations.  Answers go to ``<base>/bridge/response/<name>`` as
+``{"status": "ok"|"error", "data": {...}, "error": "...", "transaction": ...}``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Mapping, Optional
+
+from sungrow2mqtt.discovery import Topics
+from sungrow2mqtt.errors import Sungrow2MqttError
+from sungrow2mqtt.mqtt import MqttConnection
+
+log = logging.getLogger(__name__)
+
+MAX_PAYLOAD_BYTES = 4096
+MAX_TRANSACTION_LENGTH = 128
+MAX_QUEUED_REQUESTS = 20
+_NAME = re.compile(r"^[a-z_]{1,32}$")
+
+
+class BadRequest(Sungrow2MqttError, ValueError):
+    """A request that cannot be carried out; answered on the request's response topic."""
+
+    def __init__(self, name: str, message: str, transaction: Any = None) -> None:
+        super().__init__(message)
+        self.name = name if _NAME.match(name) else "unknown"
+        self.transaction = transaction
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated request."""
+
+    name: str
+    params: Dict[str, Any] = field(default_factory=dict)
+    transaction: Any = None
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a request: a check that returns the value to use or raises ValueError."""
+
+    check: Callable[[Any], Any]
+    required: bool = False
+
+
+Schema = Mapping[str, Field]
+# the data to answer with, or None when the handler answers later itself
+Handler = Callable[[Request], Optional[Mapping[str, Any]]]
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """A request kind: what it accepts and what carries it out."""
+
+    schema: Schema
+    handler: Handler
+
+
+def parse_request(name: str, payload: bytes, schemas: Mapping[str, Schema]) -> Request:
+    """Validate ``payload`` for request ``name``; raise BadRequest naming the problem."""
+    body = _json_object(name, payload)
+    transaction = _transaction(name, body.pop("transaction", None))
+    if name not in schemas:
+        raise BadRequest(name, f"unknown request {name[:40]!r}; known requests: "
+                               f"{', '.join(sorted(schemas))}", transaction)
+    return Request(name, parse_fields(name, body, schemas[name], transaction), transaction)
+
+
+def parse_fields(name: str, body: Mapping[str, Any], schema: Schema,
+                 transaction: Any = None) -> Dict[str, Any]:
+    """The checked fields of a request body; BadRequest for an unknown, bad or missing field."""
+    params: Dict[str, Any] = {}
+    for key, value in body.items():
+        if key not in schema:
+            allowed = ", ".join(["transaction", *schema])
+            raise BadRequest(name, f"unknown field {str(key)[:40]!r}; {name} takes: {allowed}",
+                             transaction)
+        try:
+            params[key] = schema[key].check(value)
+        except ValueError as exc:
+            raise BadRequest(name, str(exc), transaction) from None
+    missing = [key for key, spec in schema.items() if spec.required and key not in params]
+    if missing:
+        raise BadRequest(name, f"missing field(s): {', '.join(missing)}", transaction)
+    return params
+
+
+def _json_object(name: str, payload: bytes) -> Dict[str, Any]:
+    """The payload as a JSON object (empty payload: empty object)."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise BadRequest(name, f"payload too large ({len(payload)} bytes, at most "
+                               f"{MAX_PAYLOAD_BYTES})")
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadRequest(name, "payload is not UTF-8 text; send a JSON object") from None
+    if not text:
+        return {}
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(name, f"payload is not valid JSON ({exc.msg} at position "
+                               f"{exc.pos}); send a JSON object") from None
+    except RecursionError:
+        raise BadRequest(name, "payload is nested too deeply; send a flat JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest(name, f"payload must be a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _transaction(name: str, value: Any) -> Optional[Any]:
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, str) and len(value) <= MAX_TRANSACTION_LENGTH:
+        return value
+    raise BadRequest(name, f"transaction must be a string of at most {MAX_TRANSACTION_LENGTH} "
+                           "characters or a number")
+
+
+class RequestApi:
+    """The registry of request kinds, the queue to the worker and the response envelope."""
+
+    def __init__(self, mqtt: MqttConnection, topics: Topics, *,
+                 max_queued: int = MAX_QUEUED_REQUESTS) -> None:
+        self._mqtt = mqtt
+        self._topics = topics
+        self._specs: Dict[str, RequestSpec] = {}
+        self._queue: "queue.Queue[Optional[Request]]" = queue.Queue(max_queued)
+
+    def register(self, name: str, spec: RequestSpec) -> None:
+        """Add a request kind (before :meth:`start`); one name, one spec."""
+        if not _NAME.match(name) or name in self._specs:
+            raise ValueError(f"request name {name!r} is not a new [a-z_] name")
+        self._specs[name] = spec
+
+    def start(self) -> None:
+        """Listen for requests."""
+        self._mqtt.subscribe(self._topics.request("+"), self._on_request)
+
+    def stop(self) -> None:
+        """Stop listening and wake the worker if it waits for a request."""
+        self._mqtt.unsubscribe(self._topics.request("+"))
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+
+    def parse(self, name: str, payload: bytes) -> Request:
+        """Validate a request against the registered schemas (BadRequest if it is not valid)."""
+        return parse_request(name, payload, {n: s.schema for n, s in self._specs.items()})
+
+    def handle_next(self, timeout: float) -> None:
+        """Carry out the next queued request, waiting up to ``timeout`` seconds for one."""
+        try:
+            request = self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return
+        if request is not None:                  # None only wakes the worker up (see stop)
+            self.dispatch(request)
+
+    def dispatch(self, request: Request) -> None:
+        """Run a validated request's handler and answer it (unless the handler answers later)."""
+        try:
+            data = self._specs[request.name].handler(request)
+        except (Sungrow2MqttError, ValueError) as exc:  # bad request, cloud failure or pause
+            self.respond(request.name, error=str(exc), transaction=request.transaction)
+            return
+        if data is not None:
+            self.respond(request.name, data=data, transaction=request.transaction)
+
+    def respond(self, name: str, *, data: Optional[Mapping[str, Any]] = None,
+                error: Optional[str] = None, transaction: Any = None) -> None:
+        """Answer on ``<base>/bridge/response/<name>`` in zigbee2mqtt's shape."""
+        message: Dict[str, Any] = {"status": "error" if error else "ok", "data": dict(data or {})}
+        if error:
+            message["error"] = error
+        if transaction is not None:
+            message["transaction"] = transaction
+        self._mqtt.publish(self._topics.response(name), message)
+
+    def _on_request(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Validate a request (MQTT thread) and queue it; bad ones are answered at once."""
+        name = topic.rsplit("/", 1)[-1]
+        if retained:
+            log.warning("Ignoring retained request on %s (publish requests without retain)", topic)
+            return
+        try:
+            request = self.parse(name, payload)
+        except BadRequest as exc:
+            log.warning("Bad request on %s: %s", topic, exc)
+            self.respond(exc.name, error=str(exc), transaction=exc.transaction)
+            return
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            self.respond(request.name, error="too many requests queued; try again later",
+                         transaction=request.transaction)
