@@ -24,13 +24,16 @@ import datetime as dt
 import logging
 import re
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import (
-    Any, Callable, Deque, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Set, Union,
+    Any, Callable, Deque, Dict, List, Mapping, Optional, Protocol, Sequence, Set, Union,
 )
 
+from sungrow2mqtt.clock import Clock
+from sungrow2mqtt.components.announcer import Announcer
+from sungrow2mqtt.components.fleet import FleetListener
+from sungrow2mqtt.components.request_api import Field, Request, RequestSpec
 from sungrow2mqtt.config import ControlConfig
 from sungrow2mqtt.control.discovery import command_filter, entity_config, state_topic
 from sungrow2mqtt.control.encoding import HaValue, SettingError, decode, wire_code
@@ -38,6 +41,7 @@ from sungrow2mqtt.control.loader import ParameterCatalog
 from sungrow2mqtt.control.settings import Write, plan_writes
 from sungrow2mqtt.control.spec import RATED_POWER, ParameterSpec, property_limit, rated_power
 from sungrow2mqtt.discovery import Payload, Topics
+from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 from sungrow2mqtt.errors import Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.errors import ApiError, RateLimitError
 from sungrow2mqtt.isolarcloud.params import (
@@ -46,8 +50,7 @@ from sungrow2mqtt.isolarcloud.params import (
 from sungrow2mqtt.model import Device
 from sungrow2mqtt.mqtt import MqttConnection
 
-__all__ = ["SET_FIELDS", "SET_REQUEST", "Announcing", "Control", "ControlRefused",
-           "PropertyReader", "Respond"]
+__all__ = ["SET_FIELDS", "SET_REQUEST", "Control", "ControlRefused", "Respond"]
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +76,6 @@ class Respond(Protocol):
     def __call__(self, name: str, *, data: Optional[Mapping[str, Any]] = None,
                  error: Optional[str] = None, transaction: Any = None) -> None:
         """Publish the answer."""
-
-
-class Announcing(Protocol):
-    """Where discovery configs go: the bridge's announcer, which also clears stale ones."""
-
-    def announce(self, configs: Mapping[str, Payload]) -> None:
-        """Publish these configs (retained) and remember them as this run's."""
-
-    def withdraw(self, topics: Set[str]) -> None:
-        """Clear these configs."""
-
-
-class PropertyReader(Protocol):
-    """getDevPropertyPointValue (device limits such as the maximum charging power)."""
-
-    def get_dev_property_point_value(self, ps_id: Union[int, str], device_type: int,
-                                     ps_keys: Sequence[str],
-                                     point_ids: Iterable[Union[int, str]]) -> Mapping[str, Any]:
-        """Property point values of same-type devices of one plant."""
 
 
 # -- the set request's fields (for the request API's registry) ----------------------------------
@@ -177,19 +161,24 @@ class _Write:
 _Job = Union[_Write, Device]          # a write, or a device to set up (or read back again)
 
 
-class Control:
-    """The control component: start()/stop(), on_devices(), request_set(), republish()."""
+class Control(FleetListener):
+    """The control component: start()/stop(), on_devices(), request_spec(), republish().
+
+    ``client`` reads the property points, ``params`` sets and reads parameters (usually over
+    the same client); discovery configs go through the bridge's ``announcer``, so they count
+    as this run's and are cleared with their device; ``respond`` is the request API's.
+    """
 
     def __init__(self, settings: ControlConfig, catalog: ParameterCatalog,
-                 params: ParameterClient, properties: PropertyReader, mqtt: MqttConnection,
-                 topics: Topics, announcer: Announcing, *, respond: Respond,
-                 paused_until: Callable[[], Optional[dt.datetime]],
-                 poll_interval: float = POLL_INTERVAL, write_spacing: float = WRITE_SPACING,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 params: ParameterClient, client: IsolarCloudClient, mqtt: MqttConnection,
+                 topics: Topics, announcer: Announcer, *, respond: Respond,
+                 paused_until: Callable[[], Optional[dt.datetime]], clock: Clock,
+                 poll_interval: float = POLL_INTERVAL,
+                 write_spacing: float = WRITE_SPACING) -> None:
         self._settings = settings
         self._catalog = catalog
         self._params = params
-        self._properties = properties
+        self._client = client
         self._mqtt = mqtt
         self._topics = topics
         self._announcer = announcer
@@ -249,7 +238,7 @@ class Control:
 
     # -- what the bridge tells ---------------------------------------------------------------
 
-    def on_devices(self, devices: Sequence[Device], removed: Sequence[Device] = ()) -> None:
+    def on_devices(self, devices: Sequence[Device], removed: Sequence[Device]) -> None:
         """The device list: new devices are set up, known ones read back, gone ones cleared."""
         if not self._settings.enabled:
             return
@@ -268,6 +257,12 @@ class Control:
                 and self._settings.allows(device.ps_id, device.serial, device.ps_key))
 
     # -- requests (MQTT thread or the request dispatcher) ------------------------------------
+
+    def request_spec(self) -> RequestSpec:
+        """The ``set`` request, to register with the request API under :data:`SET_REQUEST`."""
+        def handle(request: Request) -> None:
+            self.request_set(request.params, request.transaction)
+        return RequestSpec({name: Field(check) for name, check in SET_FIELDS.items()}, handle)
 
     def request_set(self, params: Mapping[str, Any], transaction: Any = None) -> None:
         """The ``set`` request, its fields checked by :data:`SET_FIELDS`; answered later."""
@@ -334,9 +329,9 @@ class Control:
     def _check_not_paused(self) -> None:
         """Refuse while the cloud is rate limited: a write must not be the call that waits."""
         until = self._paused_until()
-        remaining = self._rate_limited_until - self._clock()
+        remaining = self._rate_limited_until - self._clock.monotonic()
         if until is None and remaining > 0:
-            until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=remaining)
+            until = self._clock.wall() + dt.timedelta(seconds=remaining)
         if until is not None:
             raise ControlRefused(f"cloud calls are paused until "
                                  f"{until.isoformat(timespec='seconds')} (rate limit); "
@@ -430,7 +425,7 @@ class Control:
         if not points:
             return limits
         try:
-            data = self._properties.get_dev_property_point_value(
+            data = self._client.get_dev_property_point_value(
                 device.ps_id, device.device_type, [device.ps_key], points)
         except ApiError as exc:
             log.warning("Control: %s: property points not read (%s); using the default ranges",
@@ -502,7 +497,7 @@ class Control:
             return
         before = {w.spec.key: entry.shown(w.spec.key) for w in writes}
         spacing = self._last_write.get(job.ps_key, float("-inf")) + self._write_spacing
-        if self._stop.wait(max(0.0, spacing - self._clock())):
+        if self._stop.wait(max(0.0, spacing - self._clock.monotonic())):
             self._refuse("the bridge is stopping", job.transaction)
             return
         error = self._send(entry, writes)
@@ -522,7 +517,7 @@ class Control:
     def _send(self, entry: _Controlled, writes: List[Write]) -> Optional[str]:
         """paramSetting once and its task to the end; None when the device confirmed it."""
         device = entry.device
-        self._last_write[device.ps_key] = self._clock()
+        self._last_write[device.ps_key] = self._clock.monotonic()
         try:
             submission = self._params.write(device.uuid, [(w.spec.param_code, w.wire)
                                                           for w in writes])
@@ -565,7 +560,7 @@ class Control:
 
     def _note_rate_limit(self, exc: Exception) -> None:
         if isinstance(exc, RateLimitError):
-            self._rate_limited_until = self._clock() + exc.retry_after()
+            self._rate_limited_until = self._clock.monotonic() + exc.retry_after()
 
     def _forget(self, ps_key: str) -> None:
         """A device that left (or is no longer wanted): its entities and state go."""

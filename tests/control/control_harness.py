@@ -1,23 +1,24 @@
-"""The control component on its own, wired like the bridge will wire it, against the real
-simulator over HTTP and a real broker: the devices come from the simulator's device list, requests
-and commands arrive over MQTT, answers and entities leave over MQTT.
-
-The bridge's announcer and request API are stood in for by the smallest things that do their
-job here: configs published retained, ``<base>/bridge/request/set`` checked against
-``SET_FIELDS`` and handed to ``request_set``, answers in the request API's envelope.
+"""The control component with the bridge's fleet state, announcer and request API, wired as the
+service will wire it, against the real simulator over HTTP and a real broker.  No poller: the
+test hands the simulator's device list to the fleet state, as the bridge's device refresh does.
 """
 from __future__ import annotations
 
 import datetime as dt
-import json
-from typing import Any, List, Mapping, Optional, Set
+import threading
+from typing import List, Optional
 
 from conftest import make_client
 
+from sungrow2mqtt.catalog import load_catalog
+from sungrow2mqtt.clock import Clock
+from sungrow2mqtt.components.announcer import Announcer
+from sungrow2mqtt.components.fleet import FleetState
+from sungrow2mqtt.components.request_api import RequestApi
 from sungrow2mqtt.config import ControlConfig, parse_config
 from sungrow2mqtt.control import load_parameters
-from sungrow2mqtt.control.component import SET_FIELDS, SET_REQUEST, Control
-from sungrow2mqtt.discovery import Payload, Topics
+from sungrow2mqtt.control.component import SET_REQUEST, Control
+from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 from sungrow2mqtt.isolarcloud.params import ParameterClient
 from sungrow2mqtt.model import Device, device_from_row, plant_from_row
@@ -40,23 +41,9 @@ def fleet(client: IsolarCloudClient) -> List[Device]:
     return devices
 
 
-class RetainedAnnouncer:
-    """Discovery configs straight to the broker, retained (the bridge's announcer does more)."""
-
-    def __init__(self, mqtt: MqttConnection) -> None:
-        self.mqtt = mqtt
-
-    def announce(self, configs: Mapping[str, Payload]) -> None:
-        for topic, payload in configs.items():
-            self.mqtt.publish(topic, payload, retain=True)
-
-    def withdraw(self, topics: Set[str]) -> None:
-        for topic in topics:
-            self.mqtt.publish(topic, None, retain=True)
-
-
 class ControlUnderTest:
-    """A started Control with its MQTT connection, client and stand-ins; ``close()`` ends it."""
+    """A started Control with its MQTT connection, announcer, request API and a worker that
+    answers requests; ``close()`` stops them all."""
 
     def __init__(self, sim: SimulatorServer, port: int, base: str,
                  settings: Optional[ControlConfig] = None, *, expire_seconds: int = 120,
@@ -69,38 +56,44 @@ class ControlUnderTest:
         self.mqtt = MqttConnection(config.mqtt, self.topics.bridge_state)
         self.client = make_client(sim)
         self.paused: Optional[dt.datetime] = None
+        self.announcer = Announcer(self.mqtt, self.topics, load_catalog(),
+                                   config.homeassistant, on_ha_birth=lambda: None)
+        self.requests = RequestApi(self.mqtt, self.topics)
         self.control = Control(
             settings or ControlConfig(enabled=True, plants=(), devices=()), CATALOG,
             ParameterClient(self.client, expire_seconds=expire_seconds), self.client, self.mqtt,
-            self.topics, RetainedAnnouncer(self.mqtt), respond=self.respond,
-            paused_until=lambda: self.paused, poll_interval=poll_interval,
+            self.topics, self.announcer, respond=self.requests.respond,
+            paused_until=lambda: self.paused, clock=Clock(), poll_interval=poll_interval,
             write_spacing=write_spacing)
-        self.mqtt.subscribe(self.topics.request(SET_REQUEST), self.on_request)
+        self.requests.register(SET_REQUEST, self.control.request_spec())
+        self.fleet = FleetState()
+        self.fleet.listen(self.announcer)
+        self.fleet.listen(self.control)
+        self._stopping = threading.Event()
+        self._worker = threading.Thread(target=self._work, daemon=True)
+        for component in (self.announcer, self.requests):
+            component.start()
         self.mqtt.start()
         assert self.mqtt.wait_connected(10)
         self.control.start()
+        self._worker.start()
 
-    def respond(self, name: str, *, data: Optional[Mapping[str, Any]] = None,
-                error: Optional[str] = None, transaction: Any = None) -> None:
-        envelope = {"status": "error" if error else "ok", "data": dict(data or {}),
-                    "error": error, "transaction": transaction}
-        self.mqtt.publish(self.topics.response(name),
-                          {k: v for k, v in envelope.items() if v is not None})
-
-    def on_request(self, topic: str, payload: bytes, retained: bool) -> None:
-        body = json.loads(payload)
-        transaction = body.pop("transaction", None)
-        try:
-            params = {key: SET_FIELDS[key](value) for key, value in body.items()}
-        except (KeyError, ValueError) as exc:
-            self.respond(SET_REQUEST, error=str(exc), transaction=transaction)
-            return
-        self.control.request_set(params, transaction)
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            self.requests.handle_next(timeout=0.05)
 
     def devices(self) -> List[Device]:
         return fleet(self.client)
 
+    def refresh_devices(self, leave_out: str = "") -> None:
+        """The bridge's device refresh: the account's devices (but ``leave_out``) to the fleet."""
+        self.fleet.set_devices({d.ps_key: d for d in self.devices() if d.ps_key != leave_out})
+
     def close(self) -> None:
+        self._stopping.set()
         self.control.stop()
+        self.requests.stop()
+        self.announcer.stop()
+        self._worker.join(5)
         self.mqtt.stop()
         self.client.close()

@@ -61,9 +61,18 @@ def wait_state(probe: MqttProbe, base: str, ps_key: str, **expected: Any) -> Dic
 
 def set_up(control: ControlUnderTest, probe: MqttProbe, base: str) -> None:
     """Hand over the device list and wait until every controllable device was read back."""
-    control.control.on_devices(control.devices())
+    control.refresh_devices()
     for ps_key in (ESS, SG5, SG8):
         wait_state(probe, base, ps_key)
+
+
+def control_configs(probe: MqttProbe, base: str) -> Dict[str, Dict[str, Any]]:
+    """The control entities' discovery configs on the broker (not the bridge's own entities)."""
+    configs = {t: json.loads(p) for t, p in probe.messages.items()
+               if t.startswith("homeassistant/") and p}
+    return {t: c for t, c in configs.items()
+            if str(c.get("command_topic", "")).startswith(f"{base}/") and "/set/" in
+            c["command_topic"]}
 
 
 def writes(sim: SimulatorServer) -> List[Any]:
@@ -251,7 +260,7 @@ def test_disabled_control_announces_nothing_and_refuses_requests(
                                ControlConfig(enabled=False, plants=(), devices=()))
     try:
         sim.reset_counts()
-        control.control.on_devices(control.devices())
+        control.refresh_devices()
         answer = probe.request(base_topic, "set", {"ps_key": ESS, "settings": {
             "soc_upper_limit": 90}})
         assert answer["error"] == ("control is off: set control.enabled: true in the "
@@ -259,7 +268,8 @@ def test_disabled_control_announces_nothing_and_refuses_requests(
         probe.publish(f"{base_topic}/{ESS}/set/soc_upper_limit", "90")
         assert probe.request(base_topic, "set", {"ps_key": ESS, "settings": {
             "soc_upper_limit": 91}})["status"] == "error"
-        assert [t for t in probe.messages if t.startswith("homeassistant/")] == []
+        probe.wait_topic(f"homeassistant/binary_sensor/sungrow2mqtt_{ESS}/problem/config")
+        assert control_configs(probe, base_topic) == {}
         assert [t for t in probe.messages if t.endswith("/control")] == []
         # only the test's own login and device list: control made no call
         assert set(sim.call_counts()) == {"login", "getPowerStationList", "getDeviceListByUser"}
@@ -272,13 +282,13 @@ def test_only_the_configured_devices_get_entities(
     control = ControlUnderTest(sim, broker.port, base_topic,
                                ControlConfig(enabled=True, plants=(), devices=("A2240112233",)))
     try:
-        control.control.on_devices(control.devices())
+        control.refresh_devices()
         wait_state(probe, base_topic, SG5)
         answer = probe.request(base_topic, "set", {"ps_key": SG8, "settings": {
             "feed_in_limitation": "ON"}})
         assert answer["error"] == (f"'{SG8}' is not a controlled device; controlled: {SG5} "
                                    "(A2240112233)")
-        nodes = {t.split("/")[2] for t in probe.messages if t.startswith("homeassistant/")}
+        nodes = {t.split("/")[2] for t in control_configs(probe, base_topic)}
         assert nodes == {f"sungrow2mqtt_{SG5}"}
     finally:
         control.close()
@@ -287,8 +297,8 @@ def test_only_the_configured_devices_get_entities(
 def test_entities_on_the_device_with_state_from_the_read_back(
         control: ControlUnderTest, probe: MqttProbe, base_topic: str) -> None:
     set_up(control, probe, base_topic)
-    configs = {t: json.loads(p) for t, p in probe.messages.items()
-               if t.startswith("homeassistant/") and f"sungrow2mqtt_{ESS}" in t}
+    configs = {t: c for t, c in control_configs(probe, base_topic).items()
+               if f"sungrow2mqtt_{ESS}" in t}
     assert {(t.split("/")[1], t.split("/")[3]) for t in configs} == {
         (spec.component, spec.key) for spec in CATALOG.for_device_type(14)}
     assert all(c["entity_category"] == "config" for c in configs.values())
@@ -319,10 +329,38 @@ def test_a_retained_command_is_never_carried_out(
 def test_a_device_that_leaves_loses_its_entities(
         control: ControlUnderTest, probe: MqttProbe, base_topic: str) -> None:
     set_up(control, probe, base_topic)
-    control.control.on_devices([d for d in control.devices() if d.ps_key != SG8])
+    control.refresh_devices(leave_out=SG8)
     probe.wait_topic(f"{base_topic}/{SG8}/control", check=lambda payload: payload == b"")
     left = [t for t, p in probe.messages.items() if f"sungrow2mqtt_{SG8}" in t and p]
     assert left == []
+
+
+def test_control_entities_outlive_the_stale_cleanup_and_go_once_control_is_off(
+        sim: SimulatorServer, broker: Any, probe: MqttProbe, base_topic: str) -> None:
+    """The announcer clears retained configs of ours that a run does not announce."""
+    def run(enabled: bool) -> None:
+        control = ControlUnderTest(sim, broker.port, base_topic,
+                                   ControlConfig(enabled=enabled, plants=(), devices=()))
+        try:
+            state_topic = f"{base_topic}/{ESS}/control"
+            probe.publish(state_topic, "", retain=True)
+            control.refresh_devices()
+            if enabled:                        # set up (and announced) by this run
+                probe.wait_topic(state_topic, check=lambda payload: payload != b"")
+            control.fleet.full_poll_done()     # the announcer's cue to clear what is stale
+            if not enabled:
+                probe.wait_topic(SOC_UPPER, check=lambda payload: payload == b"")
+            control.mqtt.wait_published(10)
+        finally:
+            control.close()
+
+    run(enabled=True)
+    start = len(probe.history)
+    run(enabled=True)                          # a restart keeps them
+    assert [p for t, p, _ in probe.history[start:] if t == SOC_UPPER and not p] == []
+    assert SOC_UPPER in control_configs(probe, base_topic)
+    run(enabled=False)                         # off: they are cleared
+    assert control_configs(probe, base_topic) == {}
 
 
 @pytest.mark.xfail(strict=True, reason="the transport retries a paramSetting whose answer timed "

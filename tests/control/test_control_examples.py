@@ -54,7 +54,7 @@ def control(simulator: SimulatorServer, broker: Any) -> Iterator[ControlUnderTes
     simulator.control.min_write_interval = 0.0
     under_test = ControlUnderTest(simulator, broker.port, "sungrow2mqtt")
     probe = MqttProbe(broker.port, "sungrow2mqtt/#")
-    under_test.control.on_devices(under_test.devices())
+    under_test.refresh_devices()
     probe.wait_topic(f"sungrow2mqtt/{ESS}/control")
     probe.close()
     yield under_test
