@@ -62,6 +62,7 @@ _PS_KEY = re.compile(r"\d{1,12}_\d{1,4}_\d{1,8}_\d{1,8}")
 _DEVICE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 FROM_HOME_ASSISTANT = "Home Assistant"   # the origin of a command on an entity's topic
+STOPPING = "the bridge is stopping; nothing was sent"
 CONTROL_OFF = ("control is off: set control.enabled: true in the configuration to change device "
                "settings")
 
@@ -227,7 +228,7 @@ class Control(FleetListener):
             waiting, self._jobs = list(self._jobs), deque()
         for job in waiting:
             if isinstance(job, _Write):
-                self._refuse("the bridge is stopping", job.transaction)
+                self._refuse(STOPPING, job.transaction)
 
     def republish(self) -> None:
         """Every read-back state again (after a reconnect or Home Assistant's birth)."""
@@ -295,6 +296,8 @@ class Control(FleetListener):
         try:
             if not self._settings.enabled:
                 raise ControlRefused(CONTROL_OFF)
+            if self._stop.is_set():
+                raise ControlRefused(STOPPING)
             self._check_not_paused()
             with self._cond:
                 entry = self._find(target)
@@ -498,7 +501,7 @@ class Control(FleetListener):
         before = {w.spec.key: entry.shown(w.spec.key) for w in writes}
         spacing = self._last_write.get(job.ps_key, float("-inf")) + self._write_spacing
         if self._stop.wait(max(0.0, spacing - self._clock.monotonic())):
-            self._refuse("the bridge is stopping", job.transaction)
+            self._refuse(STOPPING, job.transaction)
             return
         error = self._send(entry, writes)
         if error is not None:

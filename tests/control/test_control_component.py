@@ -377,3 +377,15 @@ def test_a_write_whose_answer_times_out_is_not_sent_again(
         "soc_upper_limit": 90}}, timeout=60)
     assert len(writes(sim)) == 1
     assert answer["status"] == "error"      # not known whether it was taken: read back, told
+
+
+def test_after_stop_requests_are_answered_and_nothing_is_sent(
+        sim: SimulatorServer, control: ControlUnderTest, probe: MqttProbe,
+        base_topic: str) -> None:
+    set_up(control, probe, base_topic)
+    control.control.stop()
+    sim.reset_counts()
+    answer = probe.request(base_topic, "set", {"ps_key": ESS, "settings": {
+        "soc_upper_limit": 90}})
+    assert answer["error"] == "the bridge is stopping; nothing was sent"
+    assert sim.call_counts() == {}
