@@ -33,7 +33,8 @@ from typing import (
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.announcer import Announcer
 from sungrow2mqtt.components.fleet import FleetListener
-from sungrow2mqtt.components.request_api import Field, Request, RequestSpec
+from sungrow2mqtt.components import bridge_requests
+from sungrow2mqtt.components.request_api import Request, RequestSpec
 from sungrow2mqtt.config import ControlConfig
 from sungrow2mqtt.control.discovery import command_filter, entity_config, state_topic
 from sungrow2mqtt.control.encoding import HaValue, SettingError, decode, wire_code
@@ -49,8 +50,9 @@ from sungrow2mqtt.isolarcloud.params import (
 )
 from sungrow2mqtt.model import Device
 from sungrow2mqtt.mqtt import MqttConnection
+from sungrow2mqtt.validation import ABSENT, Field, Invalid, Problems, Section, describe
 
-__all__ = ["SET_FIELDS", "SET_REQUEST", "Control", "ControlRefused", "Respond"]
+__all__ = ["SET_SCHEMA", "SET_REQUEST", "Control", "ControlRefused", "Respond"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,6 @@ SET_REQUEST = "set"          # <base>/bridge/request/set, answered on <base>/bri
 WRITE_SPACING = 10.0         # seconds between writes to one device: sooner, the cloud answers 9
 MAX_QUEUED = 20              # writes and read backs waiting for the control thread
 MAX_SETTINGS = 20            # settings in one request
-_PS_KEY = re.compile(r"\d{1,12}_\d{1,4}_\d{1,8}_\d{1,8}")
 _DEVICE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _KEY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 FROM_HOME_ASSISTANT = "Home Assistant"   # the origin of a command on an entity's topic
@@ -79,40 +80,44 @@ class Respond(Protocol):
         """Publish the answer."""
 
 
-# -- the set request's fields (for the request API's registry) ----------------------------------
-
-def _ps_key(value: Any) -> str:
-    if not isinstance(value, str) or not _PS_KEY.fullmatch(value):
-        raise ValueError(f"ps_key must look like 1234567_14_1_1, got {str(value)[:40]!r}")
-    return value
-
+# -- the set request's schema (for the request API's registry) ---------------------------------
 
 def _device_id(value: Any) -> str:
     if not isinstance(value, str) or not _DEVICE.fullmatch(value):
-        raise ValueError(f"device must be a device serial number or ps_key, got "
-                         f"{str(value)[:40]!r}")
+        raise Invalid("expected a device serial number (or ps_key)")
     return value
 
 
 def _settings(value: Any) -> Dict[str, Any]:
-    if not isinstance(value, dict) or not value:
-        raise ValueError('settings must be a JSON object of setting key to value, such as '
-                         '{"soc_upper_limit": 90}')
+    if not isinstance(value, dict):
+        raise Invalid('expected a JSON object of setting key to value, such as '
+                      '{"soc_upper_limit": 90}')
+    if not value:
+        raise Invalid('expected at least one setting, such as {"soc_upper_limit": 90}',
+                      show_got=False)
     if len(value) > MAX_SETTINGS:
-        raise ValueError(f"settings: at most {MAX_SETTINGS} settings per request, "
-                         f"got {len(value)}")
+        raise Invalid(f"at most {MAX_SETTINGS} settings per request, got {len(value)}",
+                      show_got=False)
     for key, item in value.items():
         if not _KEY.fullmatch(key):
-            raise ValueError(f"settings: {key[:40]!r} is not a setting key (like soc_upper_limit)")
+            raise Invalid(f"{describe(key)} is not a setting key (like soc_upper_limit)",
+                          show_got=False)
         if item is None or isinstance(item, (dict, list)):
-            raise ValueError(f"settings: {key}: expected a number or a text, "
-                             f"got {type(item).__name__ if item is not None else 'null'}")
+            raise Invalid(f"{key}: expected a number or a text, got {describe(item)}",
+                          show_got=False)
     return value
 
 
-# field -> check (ValueError names the problem); ps_key or device, and settings, must be given
-SET_FIELDS: Mapping[str, Callable[[Any], Any]] = {
-    "ps_key": _ps_key, "device": _device_id, "settings": _settings}
+def _one_device(problems: Problems, path: str, values: Dict[str, Any]) -> None:
+    # a field that failed is missing from values: only a request without other problems counts
+    if not len(problems) and ("ps_key" in values) == ("device" in values):
+        problems.add(path, 'give one of "ps_key" or "device"')
+
+
+# ps_key or device (serial), and the settings; a field not given stays out of the params
+SET_SCHEMA = Section((Field("ps_key", bridge_requests.ps_key, ABSENT),
+                      Field("device", _device_id, ABSENT), Field("settings", _settings)),
+                     finish=_one_device)
 
 
 # -- state ---------------------------------------------------------------------------------------
@@ -263,17 +268,11 @@ class Control(FleetListener):
         """The ``set`` request, to register with the request API under :data:`SET_REQUEST`."""
         def handle(request: Request) -> None:
             self.request_set(request.params, request.transaction)
-        return RequestSpec({name: Field(check) for name, check in SET_FIELDS.items()}, handle)
+        return RequestSpec(SET_SCHEMA, handle)
 
     def request_set(self, params: Mapping[str, Any], transaction: Any = None) -> None:
-        """The ``set`` request, its fields checked by :data:`SET_FIELDS`; answered later."""
+        """The ``set`` request, its fields checked by :data:`SET_SCHEMA`; answered later."""
         target = params.get("ps_key") or params.get("device")
-        if not self._settings.enabled:
-            self._refuse(CONTROL_OFF, transaction)
-            return
-        if ("ps_key" in params) == ("device" in params) or "settings" not in params:
-            self._refuse('set takes "settings" and one of "ps_key" or "device"', transaction)
-            return
         self._submit(str(target), params["settings"], transaction, "request")
 
     def _on_command(self, topic: str, payload: bytes, retained: bool) -> None:
@@ -288,6 +287,8 @@ class Control(FleetListener):
                          "<setting key>)", None)
             return
         value = payload.decode("utf-8", errors="replace").strip()
+        if not value:
+            return                    # someone clearing a retained command: nothing asked
         self._submit(levels[0], {levels[2]: value}, None, FROM_HOME_ASSISTANT)
 
     def _submit(self, target: str, settings: Mapping[str, Any], transaction: Any,

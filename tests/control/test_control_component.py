@@ -147,16 +147,27 @@ def test_the_set_request_writes_several_settings_in_one_call_prerequisites_first
      "feed_in_limit_ratio: needs feed_in_limitation ON first (the device has OFF); set both in "
      "one request"),
     # the request's own fields
-    ({"settings": {"soc_upper_limit": 90}}, 'set takes "settings" and one of "ps_key" or '
-                                            '"device"'),
+    ({"settings": {"soc_upper_limit": 90}}, 'give one of "ps_key" or "device"'),
     ({"ps_key": ESS, "device": "A2231234567", "settings": {"soc_upper_limit": 90}},
-     'set takes "settings" and one of "ps_key" or "device"'),
+     'give one of "ps_key" or "device"'),
     ({"device": "A0000000000", "settings": {"soc_upper_limit": 90}},
      f"'A0000000000' is not a controlled device; controlled: {ESS} (A2231234567), "),
-    ({"ps_key": "1563218_14_1_1/#", "settings": {}}, "ps_key must look like 1234567_14_1_1"),
-    ({"ps_key": ESS, "settings": {}}, "settings must be a JSON object of setting key to value"),
+    ({"ps_key": "1563218_14_1_1/#", "settings": {"soc_upper_limit": 90}},
+     "ps_key: expected <ps_id>_<device type>_<device code>_<channel> such as 1234567_14_1_1, "
+     "got '1563218_14_1_1/#'"),
+    ({"ps_key": ESS}, "settings: required"),
+    ({"ps_key": ESS, "settings": {}}, 'settings: expected at least one setting, such as '
+                                      '{"soc_upper_limit": 90}'),
+    ({"ps_key": ESS, "settings": [90]}, "settings: expected a JSON object of setting key to "
+                                        'value, such as {"soc_upper_limit": 90}, got a list'),
     ({"ps_key": ESS, "settings": {"soc_upper_limit": None}}, "settings: soc_upper_limit: "
-                                                             "expected a number or a text"),
+                                                             "expected a number or a text, got "
+                                                             "null"),
+    ({"ps_key": ESS, "settings": {"SOC": 90}}, "settings: 'SOC' is not a setting key (like "
+                                               "soc_upper_limit)"),
+    ({"ps_key": ESS, "setting": {"soc_upper_limit": 90}},
+     "settings: required; setting: unknown key (did you mean 'settings'?); set takes: "
+     "transaction, ps_key, device, settings"),
 ])
 def test_a_bad_request_names_its_problem_and_makes_no_call(
         sim: SimulatorServer, control: ControlUnderTest, probe: MqttProbe, base_topic: str,
@@ -314,8 +325,8 @@ def test_a_retained_command_is_never_carried_out(
         base_topic: str) -> None:
     set_up(control, probe, base_topic)
     command = f"{base_topic}/{ESS}/set/soc_upper_limit"
-    probe.publish(command, "75", retain=True)
     control.control.stop()            # a restart: subscribing again delivers it retained
+    probe.publish(command, "75", retain=True)
     sim.reset_counts()
     control.control.start()
     answer = probe.request(base_topic, "set", {"ps_key": ESS, "settings": {

@@ -19,7 +19,7 @@ from mqtt_probe import MqttProbe
 from test_home_assistant import HA_CHECK, ha_versions
 
 from sungrow2mqtt.catalog import load_catalog
-from sungrow2mqtt.control.component import SET_FIELDS
+from sungrow2mqtt.control.component import SET_SCHEMA
 from sungrow2mqtt.simulator import SimulatorServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +117,7 @@ def test_the_flow_schedules_forced_charging_and_switches_it_off(
         control: ControlUnderTest) -> None:
     on, off = run_function(flow, "on"), run_function(flow, "off")
     for body in (on, off):
-        assert set(body) - {"transaction"} <= set(SET_FIELDS)
+        assert set(body) - {"transaction"} <= {field.name for field in SET_SCHEMA.fields}
     answer = send(broker, on)
     assert answer["status"] == "ok", answer
     values = simulator.control.values(ESS)
