@@ -521,13 +521,14 @@ class Control(FleetListener):
     def _send(self, entry: _Controlled, writes: List[Write]) -> Optional[str]:
         """paramSetting once and its task to the end; None when the device confirmed it."""
         device = entry.device
-        self._last_write[device.ps_key] = self._clock.monotonic()
         try:
             submission = self._params.write(device.uuid, [(w.spec.param_code, w.wire)
                                                           for w in writes])
         except ApiError as exc:
             self._note_rate_limit(exc)
             return f"the write call failed, so it may or may not have reached the device: {exc}"
+        finally:                  # the spacing counts from the answer: the cloud's clock ran
+            self._last_write[device.ps_key] = self._clock.monotonic()
         if submission.too_fast:
             return ("the cloud refused it: writes came too fast (check_result 9); not repeated, "
                     "try again in a minute")

@@ -400,3 +400,18 @@ def test_after_stop_requests_are_answered_and_nothing_is_sent(
         "soc_upper_limit": 90}})
     assert answer["error"] == "the bridge is stopping; nothing was sent"
     assert sim.call_counts() == {}
+
+
+def test_writes_to_one_device_are_spaced_as_the_cloud_wants(
+        sim: SimulatorServer, broker: Any, probe: MqttProbe, base_topic: str) -> None:
+    sim.control.min_write_interval = 1.0       # sooner, the cloud answers check_result 9
+    control = ControlUnderTest(sim, broker.port, base_topic, write_spacing=1.0)
+    try:
+        set_up(control, probe, base_topic)
+        for value in (95, 90):
+            answer = probe.request(base_topic, "set", {"ps_key": ESS, "settings": {
+                "soc_upper_limit": value}})
+            assert answer["status"] == "ok", answer
+        assert sim.control.values(ESS)["10001"] == "900"
+    finally:
+        control.close()
