@@ -374,9 +374,6 @@ def test_control_entities_outlive_the_stale_cleanup_and_go_once_control_is_off(
     assert control_configs(probe, base_topic) == {}
 
 
-@pytest.mark.xfail(strict=True, reason="the transport retries a paramSetting whose answer timed "
-                   "out, though the gateway took it: a write sent twice (isolarcloud/transport.py "
-                   "needs a no-retry call for writes)")
 def test_a_write_whose_answer_times_out_is_not_sent_again(
         sim: SimulatorServer, control: ControlUnderTest, probe: MqttProbe,
         base_topic: str) -> None:
