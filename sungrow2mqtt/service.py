@@ -25,9 +25,12 @@ from sungrow2mqtt.components.ratios import RatioPoints
 from sungrow2mqtt.components.refresh import RefreshCoalescer
 from sungrow2mqtt.components.request_api import RequestApi
 from sungrow2mqtt.config import Config, IsolarCloudConfig
+from sungrow2mqtt.control import load_parameters
+from sungrow2mqtt.control.component import SET_REQUEST, Control
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.health import state_path, status_path
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
+from sungrow2mqtt.isolarcloud.params import ParameterClient
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Transport
 from sungrow2mqtt.mqtt import MqttConnection
@@ -93,6 +96,13 @@ class Service:
                                           self.refresh, self.client, self.catalog,
                                           topics).items():
             self.requests.register(name, spec)
+        # built even when disabled: `set` requests are then refused with the reason
+        self.control = Control(config.control, load_parameters(), ParameterClient(self.client),
+                               self.client, self.mqtt, topics, self.announcer,
+                               respond=self.requests.respond,
+                               paused_until=self.poller.paused_until, clock=clock)
+        self.fleet.listen(self.control)       # after the announcer: its configs go through it
+        self.requests.register(SET_REQUEST, self.control.request_spec())
         self.mqtt.on_connected.append(self.republish)
         self.worker: Optional[threading.Thread] = None
 
@@ -100,6 +110,7 @@ class Service:
         """Discovery, then states, faults and info again (a reconnect, Home Assistant's birth)."""
         self.announcer.republish()
         self.publisher.republish()
+        self.control.republish()
 
     def start(self, *, worker: bool = True) -> None:
         """Start the components and connect; the worker thread polls and answers requests."""
@@ -107,6 +118,7 @@ class Service:
             component.start()
         self.mqtt.start()
         if worker:
+            self.control.start()          # not for run --once: no writes in a single cycle
             if self.config.polling.realtime < CLOUD_REFRESH:
                 log.warning("polling.realtime is %g s: the cloud refreshes realtime values about "
                             "every %d s, so polling faster spends API calls on the same values",
@@ -119,6 +131,7 @@ class Service:
         self.stop_event.set()
         for component in (self.poller, self.requests, self.announcer):
             component.stop()
+        self.control.stop()               # queued writes get their refusal while connected
         self.mqtt.stop()
         self.publisher.stop()             # the status file now says "not connected"
         if self.worker is not None:
