@@ -62,6 +62,7 @@ class Service:
         clock = clock or Clock()
         self.config = config
         self.stop_event = threading.Event()
+        self.stopped_by: Optional[int] = None      # the signal that stopped run_forever
         self.catalog = load_catalog(config.points.catalog)
         self.client = make_client(config.isolarcloud, stop_event=self.stop_event)
         topics = Topics(config.mqtt.base_topic, config.homeassistant.prefix)
@@ -172,17 +173,20 @@ class Service:
             self.stop()
 
     def run_forever(self) -> int:
-        """Poll until SIGTERM/SIGINT, then publish ``offline`` and return 0."""
+        """Poll until SIGTERM/SIGINT, then publish ``offline``; 0 for SIGTERM (a normal stop
+        by systemd or Docker), 130 for SIGINT (Ctrl-C, as a shell reports it)."""
         self._install_signal_handlers()
         self.start()
-        self.stop_event.wait()
+        while not self.stop_event.wait(1.0):   # a timeout: a signal that lands just before a
+            pass                               # blocking wait() would never be handled
         log.info("Stopping")
         self.stop()
-        return 0
+        return 130 if self.stopped_by == signal.SIGINT else 0
 
     def _install_signal_handlers(self) -> None:
         def stop(signum: int, frame: Any) -> None:
             log.info("Received %s", signal.Signals(signum).name)
+            self.stopped_by = signum
             self.stop_event.set()
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
