@@ -79,11 +79,11 @@ class Announcer(FleetListener):
             node = f"/{discovery.node_id(device)}/"
             with self._lock:
                 gone = {t for t in self._announced if node in t}
-            self._withdraw(gone)
-        self._announce(discovery.bridge_configs(self._topics))
+            self.withdraw(gone)
+        self.announce(discovery.bridge_configs(self._topics))
         for device in devices:
             if self._catalog.enabled(device.device_type):
-                self._announce(discovery.device_configs(device, self._topics))
+                self.announce(discovery.device_configs(device, self._topics))
 
     def on_values(self, device: Device, state: Mapping[str, Any], new_keys: Sequence[str]
                   ) -> None:
@@ -91,7 +91,7 @@ class Announcer(FleetListener):
         if new_keys:
             specs = {spec.key: spec for spec in self._catalog.enabled(device.device_type)}
             for key in new_keys:
-                self._announce(dict([discovery.sensor_config(device, specs[key], self._topics)]))
+                self.announce(dict([discovery.sensor_config(device, specs[key], self._topics)]))
 
     def on_full_poll(self) -> None:
         """Every entity with a value is announced now: the rest of ours on the broker is stale."""
@@ -99,9 +99,10 @@ class Announcer(FleetListener):
             self._full_poll_done = True
         self._clear_stale()
 
-    # -- internals --------------------------------------------------------------------------------
+    # -- other components' entities (control) and internals -----------------------------------
 
-    def _announce(self, configs: Mapping[str, Any]) -> None:
+    def announce(self, configs: Mapping[str, Any]) -> None:
+        """Publish discovery configs (retained) and keep them as this run's: never stale."""
         if not self._settings.discovery:
             return
         for topic, payload in configs.items():
@@ -111,7 +112,8 @@ class Announcer(FleetListener):
                 self._announced[topic] = payload
             self._mqtt.publish(topic, payload, retain=True)
 
-    def _withdraw(self, topics: Set[str]) -> None:
+    def withdraw(self, topics: Set[str]) -> None:
+        """Clear discovery configs (an entity or device that is gone)."""
         for topic in topics:
             with self._lock:
                 self._announced.pop(topic, None)
@@ -125,7 +127,7 @@ class Announcer(FleetListener):
             stale = self._stale - set(self._announced)
             self._stale.clear()
         if stale:
-            self._withdraw(stale)
+            self.withdraw(stale)
 
     def _on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
         if payload.strip().lower() == b"online":
