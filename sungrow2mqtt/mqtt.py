@@ -1,6 +1,11 @@
 """A thin paho-mqtt 2.x wrapper: last will, reconnect with backoff, subscriptions that survive
 reconnects, JSON publishing and a way to wait until the broker has acknowledged everything.
 
+Publishing is bounded: paho keeps every QoS 1 message until the broker acknowledges it, and its
+message ids wrap at 65,535, so an unbounded burst (thousands of discovery configs, a flood of
+requests) would fail.  A publish therefore waits while ``max_queued`` messages are unacknowledged,
+and a message paho refuses is counted and logged, never dropped silently.
+
 It knows topics only as strings: what to publish is the bridge's business.
 """
 from __future__ import annotations
@@ -11,6 +16,7 @@ import socket
 import ssl
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 import paho.mqtt.client as paho
@@ -23,6 +29,8 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[str, bytes, bool], None]   # topic, payload, retained
 ONLINE, OFFLINE = "online", "offline"
+MAX_QUEUED = 1000       # unacknowledged QoS 1 publishes before publish() waits for the broker
+QUEUE_WAIT = 30.0       # seconds publish() waits for room before it refuses the message
 
 
 def encode(payload: Any) -> bytes:
@@ -48,17 +56,32 @@ def _path(value: Any) -> Optional[str]:
     return None if value is None else str(value)
 
 
+@dataclass
+class PublishStats:
+    """What became of the bridge's publishes, for the logs and the benchmarks."""
+
+    accepted: int = 0           # handed to paho
+    offline: int = 0            # not sent while disconnected (the bridge republishes on connect)
+    refused: int = 0            # refused by paho or for want of room in its queue
+
+
 class MqttConnection:
     """One broker connection with a retained ``online``/``offline`` state topic as last will."""
 
-    def __init__(self, config: MqttConfig, state_topic: str) -> None:
+    def __init__(self, config: MqttConfig, state_topic: str, *,
+                 max_queued: int = MAX_QUEUED, queue_wait: float = QUEUE_WAIT) -> None:
         self.config = config
         self.state_topic = state_topic
+        self.max_queued = max_queued
+        self.queue_wait = queue_wait
         self.on_connected: List[Callable[[], None]] = []
+        self.stats = PublishStats()
         self._handlers: Dict[str, MessageHandler] = {}
         self._pending: Dict[int, paho.MQTTMessageInfo] = {}
         self._cond = threading.Condition()
         self._connected = False
+        self._network_thread: Optional[int] = None   # paho's thread: it must never wait here
+        self._refusing = False                       # in an episode of refused publishes
         self._refusal_logged = False
         self.fatal_error: Optional[str] = None   # a failure that retrying will not cure
         self._client = paho.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
@@ -112,23 +135,57 @@ class MqttConnection:
         if self._handlers.pop(topic, None) is not None and self._connected:
             self._client.unsubscribe(topic)
 
-    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1) -> bool:
-        """Publish; while disconnected the message is dropped (the bridge republishes on connect).
+    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1,
+                backlog: Optional[int] = None) -> bool:
+        """Publish; returns whether paho accepted the message (it then reaches the broker, after
+        a reconnect if need be).
 
-        Returns whether the message was handed to paho.
+        Waits while ``backlog`` (default ``max_queued``) QoS 1 publishes are unacknowledged, at
+        most ``queue_wait`` seconds; paho's own thread never waits (a message handler that
+        answers).  While disconnected the message is not sent: the bridge republishes on connect.
         """
         if not self._connected:
             log.debug("Not connected; not publishing %s", topic)
+            with self._cond:
+                self.stats.offline += 1
             return False
+        if not self._wait_for_room(backlog or self.max_queued):
+            return self._refused(topic, f"{len(self._pending)} messages still wait for the "
+                                        "broker's acknowledgement")
         info = self._client.publish(topic, encode(payload), qos=qos, retain=retain)
         if info.rc != paho.MQTT_ERR_SUCCESS and info.rc != paho.MQTT_ERR_NO_CONN:
-            log.warning("Publishing to %s failed: %s", topic, paho.error_string(info.rc))
-            return False
-        if qos > 0:
-            with self._cond:
-                if not info.is_published():
-                    self._pending[info.mid] = info
+            return self._refused(topic, paho.error_string(info.rc))
+        with self._cond:
+            self.stats.accepted += 1
+            if qos > 0 and not info.is_published():
+                self._pending[info.mid] = info
+            recovered, self._refusing = self._refusing, False
+        if recovered:
+            log.warning("Publishing works again; %d publish(es) were refused so far",
+                        self.stats.refused)
         return True
+
+    def _wait_for_room(self, backlog: int) -> bool:
+        """Whether fewer than ``backlog`` publishes are unacknowledged, waiting for the broker
+        unless this is paho's thread (the acknowledgements arrive there)."""
+        def room() -> bool:
+            return len(self._pending) < backlog or not self._connected
+        with self._cond:
+            if threading.get_ident() == self._network_thread:
+                return room()
+            return self._cond.wait_for(room, self.queue_wait)
+
+    def _refused(self, topic: str, reason: str) -> bool:
+        """Count a refused publish; the first of an episode is logged as a warning."""
+        with self._cond:
+            self.stats.refused += 1
+            first, self._refusing = not self._refusing, True
+        if first:
+            log.warning("Publishing to %s failed: %s (further failures are logged at debug "
+                        "level until publishing works again)", topic, reason)
+        else:
+            log.debug("Publishing to %s failed: %s", topic, reason)
+        return False
 
     def wait_published(self, timeout: float) -> bool:
         """Block until the broker acknowledged every QoS 1 publish so far (or timeout)."""
@@ -168,6 +225,7 @@ class MqttConnection:
                 self._set_fatal(f"the broker refused the connection: {reason_code}")
             return
         self._refusal_logged = False
+        self._network_thread = threading.get_ident()
         log.info("Connected to MQTT broker %s:%d", self.config.host, self.config.port)
         for topic in self._handlers:
             client.subscribe(topic, qos=1)

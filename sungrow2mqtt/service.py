@@ -76,7 +76,7 @@ class Service:
         self.publisher = Publisher(self.mqtt, topics, self.fleet, api_calls=api_calls,
                                    status_file=status_path(config))
         self.announcer = Announcer(self.mqtt, topics, self.catalog, config.homeassistant,
-                                   on_ha_birth=self.republish)
+                                   on_republish=self.publisher.republish)
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
         self.fleet.listen(self.publisher)     # its first state arrives
         self.requests = RequestApi(self.mqtt, topics)
@@ -91,9 +91,9 @@ class Service:
         self.worker: Optional[threading.Thread] = None
 
     def republish(self) -> None:
-        """Discovery, then states, faults and info again (a reconnect, Home Assistant's birth)."""
+        """States, faults, info and discovery again, soon (a reconnect, Home Assistant's birth);
+        the announcer's thread carries it, so paho's own thread never waits for the broker."""
         self.announcer.republish()
-        self.publisher.republish()
 
     def start(self, *, worker: bool = True) -> None:
         """Start the components and connect; the worker thread polls and answers requests."""
@@ -139,7 +139,8 @@ class Service:
                           f"({self.mqtt.diagnose()})")
                 return 1
             self.poller.run_cycle()
-            if not self.mqtt.wait_published(PUBLISH_TIMEOUT):
+            if not (self.announcer.flush(PUBLISH_TIMEOUT)
+                    and self.mqtt.wait_published(PUBLISH_TIMEOUT)):
                 log.error("The broker did not acknowledge every publish within %.0f s",
                           PUBLISH_TIMEOUT)
                 return 1

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
-from typing import List
+from typing import Iterator, List
+
+import pytest
 
 from component_support import RecordingMqtt
 from sungrow2mqtt import discovery
@@ -24,32 +27,39 @@ SOC = next(s for s in CATALOG.enabled(14) if s.key == "battery_soc")
 SOC_CONFIG = f"ha/sensor/sungrow2mqtt_{ESS.ps_key}/battery_soc/config"
 
 
-def wired(tmp_path: Path):
+@pytest.fixture
+def wired(tmp_path: Path) -> Iterator:
+    """Fleet, announcer (its thread running) and publisher on a recording MQTT connection."""
     mqtt, births = RecordingMqtt(), []  # type: ignore[var-annotated]
     fleet = FleetState()
-    announcer = Announcer(mqtt, TOPICS, CATALOG,   # type: ignore[arg-type]
-                          HomeAssistantConfig(True, "ha", "ha/status"),
-                          on_ha_birth=lambda: births.append(1))
     publisher = Publisher(mqtt, TOPICS, fleet, api_calls=lambda: 7,   # type: ignore[arg-type]
                           status_file=tmp_path / "status.json")
+
+    def republish() -> None:
+        births.append(1)
+        publisher.republish()
+    announcer = Announcer(mqtt, TOPICS, CATALOG,   # type: ignore[arg-type]
+                          HomeAssistantConfig(True, "ha", "ha/status"), on_republish=republish)
     fleet.listen(announcer)
     fleet.listen(publisher)
     announcer.start()
     fleet.set_devices({PLANT.ps_key: PLANT, ESS.ps_key: ESS})
-    return mqtt, fleet, announcer, births
+    yield mqtt, fleet, announcer, births
+    announcer.stop()
 
 
 def topics(mqtt: RecordingMqtt) -> List[str]:
     return [t for t, _, _ in mqtt.published]
 
 
-def test_an_entity_is_announced_once_with_its_first_value_and_before_its_state(tmp_path):
-    mqtt, fleet, announcer, _ = wired(tmp_path)
+def test_an_entity_is_announced_once_with_its_first_value(wired, tmp_path):
+    mqtt, fleet, announcer, _ = wired
     fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
+    assert announcer.flush(5)
     fleet.update_values(ESS, {"battery_soc": 56, "last_update": "t2"})
+    assert announcer.flush(5)
     sent = topics(mqtt)
     assert sent.count(SOC_CONFIG) == 1
-    assert sent.index(SOC_CONFIG) < sent.index("solar/5012345_14_1_1")
     assert mqtt.on("solar/5012345_14_1_1")[-1] == {"battery_soc": 56, "last_update": "t2"}
     assert SOC_CONFIG in announcer.announced()
     info = mqtt.on("solar/bridge/info")[-1]
@@ -58,30 +68,95 @@ def test_an_entity_is_announced_once_with_its_first_value_and_before_its_state(t
     assert status["mqtt_connected"] is True
 
 
-def test_a_device_that_leaves_has_its_configs_and_topics_cleared(tmp_path):
-    mqtt, fleet, announcer, _ = wired(tmp_path)
+def test_a_device_that_leaves_has_its_configs_and_topics_cleared(wired):
+    mqtt, fleet, announcer, _ = wired
     fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
+    assert announcer.flush(5)
     mark = len(mqtt.published)
     fleet.set_devices({PLANT.ps_key: PLANT})
+    assert announcer.flush(5)
     cleared = {t for t, payload, retain in mqtt.published[mark:] if payload is None and retain}
     assert {SOC_CONFIG, *discovery.device_configs(ESS, TOPICS),
             "solar/5012345_14_1_1", "solar/5012345_14_1_1/faults"} == cleared
     assert not any(ESS.ps_key in t for t in announcer.announced())
 
 
-def test_stale_configs_of_ours_are_cleared_after_a_full_poll_and_others_left(tmp_path):
-    mqtt, fleet, _, _ = wired(tmp_path)
+def test_stale_configs_of_ours_are_cleared_after_a_full_poll_and_others_left(wired):
+    mqtt, fleet, announcer, _ = wired
     ours = "ha/sensor/sungrow2mqtt_5012345_14_1_1/old_point/config"
     nested = "ha/sensor/sungrow2mqtt_5012345_14_1_1/other/config"
     mqtt.deliver(ours, json.dumps({"state_topic": "solar/5012345_14_1_1"}).encode(), True)
     mqtt.deliver(nested, json.dumps({"state_topic": "solarx/5012345_14_1_1"}).encode(), True)
+    assert announcer.flush(5)
     assert not mqtt.on(ours)                     # not before every device was polled
     fleet.full_poll_done()
+    assert announcer.flush(5)
     assert mqtt.on(ours) == [None] and not mqtt.on(nested)
 
 
-def test_home_assistants_birth_asks_for_a_republish(tmp_path):
-    mqtt, _, _, births = wired(tmp_path)
+def test_home_assistants_birth_asks_for_a_republish(wired):
+    mqtt, fleet, announcer, births = wired
+    fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
+    assert announcer.flush(5)
+    mark = len(mqtt.published)
     mqtt.deliver("ha/status", b"offline")
     mqtt.deliver("ha/status", b" Online\n")
+    assert announcer.flush(5)
     assert births == [1]
+    again = topics(mqtt)[mark:]
+    assert again.index("solar/5012345_14_1_1") < again.index(SOC_CONFIG)   # states first
+
+
+def test_births_during_a_republish_cost_one_more_republish_not_one_each():
+    mqtt = RecordingMqtt()
+    running, release, republishes = threading.Event(), threading.Event(), []
+
+    def slow_republish() -> None:
+        republishes.append(1)
+        running.set()
+        release.wait(5)
+    announcer = Announcer(mqtt, TOPICS, CATALOG,   # type: ignore[arg-type]
+                          HomeAssistantConfig(True, "ha", "ha/status"),
+                          on_republish=slow_republish)
+    announcer.start()
+    try:
+        mqtt.deliver("ha/status", b"online")
+        assert running.wait(5)
+        for _ in range(2000):                    # a flood while the first one runs
+            mqtt.deliver("ha/status", b"online")
+        release.set()
+        assert announcer.flush(5)
+        assert republishes == [1, 1]
+    finally:
+        release.set()
+        announcer.stop()
+
+
+def test_a_config_paho_refused_is_sent_again_and_not_counted_as_announced(wired):
+    mqtt, fleet, announcer, _ = wired
+    assert announcer.flush(5)
+    refused = threading.Event()
+    accept = mqtt.publish
+
+    def publish(topic, payload, **kwargs):
+        if topic == SOC_CONFIG and not refused.is_set():
+            refused.set()
+            return False
+        return accept(topic, payload, **kwargs)
+    mqtt.publish = publish   # type: ignore[method-assign]
+    fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
+    assert refused.wait(5)
+    assert SOC_CONFIG not in announcer.announced()
+    announcer.republish()                        # the retry comes now, not after RETRY_DELAY
+    assert announcer.flush(5)
+    assert SOC_CONFIG in announcer.announced() and mqtt.on(SOC_CONFIG)
+
+
+def test_an_unchanged_state_is_not_published_again_but_a_republish_sends_it(wired):
+    mqtt, fleet, announcer, _ = wired
+    for _ in range(3):
+        fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
+    assert len(mqtt.on("solar/5012345_14_1_1")) == 1
+    announcer.republish()
+    assert announcer.flush(5)
+    assert len(mqtt.on("solar/5012345_14_1_1")) == 2
