@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from sungrow2mqtt import __version__
 from sungrow2mqtt.config import Config, load_config
 from sungrow2mqtt.errors import CatalogError, ConfigError, Sungrow2MqttError
-from sungrow2mqtt.isolarcloud.errors import ApiError
+from sungrow2mqtt.isolarcloud.errors import ApiError, ConnectionFailed
 from sungrow2mqtt.secret import RedactingFilter, redact
 
 log = logging.getLogger("sungrow2mqtt")
@@ -61,7 +61,7 @@ def describe_error(exc: BaseException) -> str:
     text = str(exc)
     if isinstance(exc, ApiError):
         hint = HINTS.get(str(exc.result_code or ""))
-        if hint is None and "cannot connect" in text:
+        if hint is None and isinstance(exc, ConnectionFailed):
             hint = "check isolarcloud.server (region or URL) and the network"
         if hint:
             text = f"{text} — {hint}"

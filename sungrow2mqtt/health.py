@@ -17,10 +17,15 @@ from sungrow2mqtt.isolarcloud.token_store import atomic_write
 MIN_MAX_AGE = 900.0   # seconds a status may be old before the bridge counts as stuck
 
 
-def status_path(config: Config) -> Optional[Path]:
-    """Where the status file lives (beside the token file), or None when that is disabled."""
+def state_path(config: Config, name: str) -> Optional[Path]:
+    """A file of the bridge's state directory (beside the token file), or None without one."""
     token_file = config.isolarcloud.token_file
-    return token_file.with_name("status.json") if token_file else None
+    return token_file.with_name(name) if token_file else None
+
+
+def status_path(config: Config) -> Optional[Path]:
+    """Where the status file lives, or None when there is no state directory."""
+    return state_path(config, "status.json")
 
 
 def write_status(path: Path, status: Mapping[str, Any]) -> None:

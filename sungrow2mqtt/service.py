@@ -21,11 +21,12 @@ from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.jobs import CloudJobs
 from sungrow2mqtt.components.poller import Job, Poller
 from sungrow2mqtt.components.publisher import Publisher
+from sungrow2mqtt.components.ratios import RatioPoints
 from sungrow2mqtt.components.refresh import RefreshCoalescer
 from sungrow2mqtt.components.request_api import RequestApi
 from sungrow2mqtt.config import Config, IsolarCloudConfig
 from sungrow2mqtt.discovery import Topics
-from sungrow2mqtt.health import status_path
+from sungrow2mqtt.health import state_path, status_path
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Transport
@@ -34,6 +35,7 @@ from sungrow2mqtt.mqtt import MqttConnection
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0      # --once: how long to wait for the broker
+CLOUD_REFRESH = 300         # seconds: the cloud's realtime values change about this often
 PUBLISH_TIMEOUT = 15.0      # --once: how long to wait for the broker's acknowledgements
 MAX_IDLE = 1.0              # seconds the worker waits at most before looking at its deadlines
 
@@ -67,14 +69,17 @@ class Service:
 
         self.fleet = FleetState()
         self.jobs = CloudJobs(self.client, self.catalog, self.fleet, clock,
-                              plants=config.plants)
+                              plants=config.plants,
+                              ratios=RatioPoints(state_path(config, "ratio_points.json")))
         polling = config.polling
         jobs = [Job("devices", polling.devices, self.jobs.refresh_devices),
                 Job("realtime", polling.realtime, self.jobs.poll_realtime),
                 Job("faults", polling.faults, self.jobs.poll_faults)]
-        self.poller = Poller(self.fleet, jobs, clock, api_calls=api_calls, polling=polling)
+        self.poller = Poller(self.fleet, jobs, clock, api_calls=api_calls, polling=polling,
+                             pause_file=state_path(config, "pause.json"))
         self.publisher = Publisher(self.mqtt, topics, self.fleet, api_calls=api_calls,
-                                   status_file=status_path(config))
+                                   status_file=status_path(config),
+                                   denied_apis=self.client.denied_apis)
         self.announcer = Announcer(self.mqtt, topics, self.catalog, config.homeassistant,
                                    on_republish=self.publisher.republish)
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
@@ -101,6 +106,10 @@ class Service:
             component.start()
         self.mqtt.start()
         if worker:
+            if self.config.polling.realtime < CLOUD_REFRESH:
+                log.warning("polling.realtime is %g s: the cloud refreshes realtime values about "
+                            "every %d s, so polling faster spends API calls on the same values",
+                            self.config.polling.realtime, CLOUD_REFRESH)
             self.worker = threading.Thread(target=self._work, name="bridge", daemon=True)
             self.worker.start()
 
@@ -144,7 +153,8 @@ class Service:
                 log.error("The broker did not acknowledge every publish within %.0f s",
                           PUBLISH_TIMEOUT)
                 return 1
-            failed = [k for k, o in self.fleet.snapshot().outcomes.items() if o.ok is False]
+            # a poll skipped inside a rate-limit pause did not go well either
+            failed = [k for k, o in self.fleet.snapshot().outcomes.items() if o.ok is not True]
             return 1 if failed else 0
         finally:
             self.stop()

@@ -1,4 +1,4 @@
-"""One way to check what people write: the config file, point catalogs and (later) MQTT requests.
+"""One way to check what people write: the config file, point catalogs and MQTT requests.
 
 * A *checker* takes a raw value and returns the cleaned one, or raises :class:`Invalid` saying
   what was expected; :func:`text`, :func:`boolean`, :func:`integer`, :func:`number`,
@@ -47,6 +47,7 @@ class _Marker:
 
 
 REQUIRED: Any = _Marker("<required>")  # a Field default: the key must be given
+ABSENT: Any = _Marker("<absent>")      # a Field default: a key not given stays out of the result
 FAILED: Any = _Marker("<failed>")      # a value that did not pass; its problem is recorded
 
 
@@ -122,7 +123,8 @@ class Problems:
     """Every problem found in one source, reported together, most important (lowest rank) first.
 
     Each line reads ``<source>: <where>: <message>``; ``where`` is a key path, an entry or a
-    line number, or empty for the source as a whole.
+    line number, or empty for the source as a whole.  An empty ``source`` leaves its part out
+    (an MQTT request's answer already says which request it refuses).
     """
 
     def __init__(self, source: str, logger: logging.Logger = log) -> None:
@@ -132,7 +134,9 @@ class Problems:
 
     def add(self, where: str, message: str, rank: int = 0) -> None:
         """Record one problem."""
-        line = f"{self.source}: {where}: {message}" if where else f"{self.source}: {message}"
+        line = f"{where}: {message}" if where else message
+        if self.source:
+            line = f"{self.source}: {line}"
         self._items.append((rank, len(self._items), line))
 
     def invalid(self, where: str, exc: Invalid, value: object, echo: bool = True,
@@ -147,9 +151,9 @@ class Problems:
     def __len__(self) -> int:
         return len(self._items)
 
-    def text(self) -> str:
-        """Every problem, one a line, most important first."""
-        return "\n".join(line for _, _, line in sorted(self._items))
+    def text(self, separator: str = "\n") -> str:
+        """Every problem, one a line (or joined by ``separator``), most important first."""
+        return separator.join(line for _, _, line in sorted(self._items))
 
     def raise_if_any(self, error: Type[Exception]) -> None:
         """Raise ``error`` listing every problem, if there is one."""
@@ -309,8 +313,9 @@ class Field:
     """One key of a mapping: its checker (or a nested Section or ListOf) and its default.
 
     The default is a raw value that goes through the same check as user input; ``REQUIRED``
-    means the key must be given.  ``secret`` values are never shown and come out wrapped in
-    :class:`Secret`; ``quiet`` ones are never shown either (user names).
+    means the key must be given, ``ABSENT`` that without it the result has no such key.
+    ``secret`` values are never shown and come out wrapped in :class:`Secret`; ``quiet`` ones
+    are never shown either (user names).
     """
 
     name: str
@@ -355,6 +360,15 @@ def _as_written(path: str, field: Field, raw: Any, given: bool) -> Tuple[Any, Op
     return raw, None
 
 
+_PLAIN_KEY = re.compile(r"[\w-]{1,40}")
+
+
+def _shown_key(name: object) -> str:
+    """A key nobody defined, as it can be shown: quoted and shortened unless it is a plain
+    word, so that a line break in it (a JSON key can hold one) cannot forge a log line."""
+    return name if isinstance(name, str) and _PLAIN_KEY.fullmatch(name) else describe(name)
+
+
 def join(path: str, name: object) -> str:
     """``path.name``, or just ``name`` at the top."""
     return f"{path}.{name}" if path else str(name)
@@ -382,6 +396,8 @@ class Walker:
             elif field.default is REQUIRED:
                 self.problems.add(field_path, "required")
                 continue
+            elif field.default is ABSENT:
+                continue
             else:
                 result = self.value(field_path, field, field.default, given=False)
             if result is not FAILED:
@@ -389,7 +405,7 @@ class Walker:
         names = [field.name for field in section.fields]
         for name in data:
             if name not in names:
-                self.problems.add(join(path, name), unknown("key", name, names))
+                self.problems.add(join(path, _shown_key(name)), unknown("key", name, names))
         if section.finish is not None:
             section.finish(self.problems, path, values)
         return FAILED if len(self.problems) > before else section.build(**values)

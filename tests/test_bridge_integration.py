@@ -157,8 +157,8 @@ def test_refresh_of_one_plant_and_of_an_unknown_plant(running, probe, base_topic
     (b"{not json", "not valid JSON"),
     (b"[1, 2]", "JSON object"),
     (b"\xff\xfe\x00", "not UTF-8"),
-    (json.dumps({"ps_id": "abc"}).encode(), "ps_id must be"),
-    (json.dumps({"colour": "red"}).encode(), "unknown field 'colour'"),
+    (json.dumps({"ps_id": "abc"}).encode(), "ps_id: expected a plant id"),
+    (json.dumps({"colour": "red"}).encode(), "colour: unknown key"),
     (b"x" * 5000, "too large"),
 ], ids=["bad-json", "array", "binary", "bad-ps-id", "unknown-field", "oversized"])
 def test_malformed_requests_get_an_error_and_the_bridge_stays_up(

@@ -32,24 +32,35 @@ def test_transaction_and_ps_id_are_kept():
 @pytest.mark.parametrize("name,payload,message", [
     ("reboot", b"", "unknown request 'reboot'; known requests: faults, history, info, quota, "
                     "refresh"),
+    ("Refresh", b"", "unknown request 'Refresh' (did you mean 'refresh'?); known requests: "),
     ("refresh", b"{oops", "not valid JSON"),
     ("refresh", b'"text"', "must be a JSON object, got str"),
     ("refresh", b"\xff", "not UTF-8"),
     ("refresh", b" " * (MAX_PAYLOAD_BYTES + 1), "too large"),
-    ("refresh", b'{"ps_id": true}', "ps_id must be a plant id"),
-    ("refresh", b'{"ps_id": -3}', "ps_id must be a plant id"),
-    ("refresh", b'{"psid": 1}', "unknown field 'psid'; refresh takes: transaction, ps_id"),
+    ("refresh", b'{"ps_id": true}', "ps_id: expected a plant id (a positive integer), got true"),
+    ("refresh", b'{"ps_id": -3}', "ps_id: expected a plant id (a positive integer), got -3"),
+    ("refresh", b'{"ps_id": 0}', "ps_id: expected a plant id (a positive integer), got 0"),
+    ("refresh", b'{"psid": 1}', "psid: unknown key (did you mean 'ps_id'?); refresh takes: "
+                                "transaction, ps_id"),
     ("refresh", b'{"transaction": {"a": 1}}', "transaction must be"),
-    ("faults", b'{"ps_id": 1}', "unknown field 'ps_id'; faults takes: transaction"),
-    ("history", b"{}", "missing field(s): ps_key, points, start, end, interval"),
+    ("faults", b'{"ps_id": 1}', "ps_id: unknown key; faults takes: transaction"),
+    ("history", b"{}", "ps_key: required; points: required; start: required; end: required; "
+                       "interval: required"),
     ("history", b'{"ps_key": "../../etc", "points": [1], "start": "2025-01-01", '
-                b'"end": "2025-01-02", "interval": "day"}', "ps_key must look like"),
+                b'"end": "2025-01-02", "interval": "day"}',
+     "ps_key: expected <ps_id>_<device type>_<device code>_<channel> such as 1234567_14_1_1, "
+     "got '../../etc'"),
     ("history", b'{"ps_key": "1_14_1_1", "points": ["x"], "start": "2025-01-01", '
-                b'"end": "2025-01-02", "interval": "day"}', "not a point id"),
+                b'"end": "2025-01-02", "interval": "day"}',
+     "points: 'x' is not a point id such as 13011 or p13011"),
     ("history", b'{"ps_key": "1_14_1_1", "points": [1], "start": "2025-01-01", '
-                b'"end": "2025-01-02", "interval": "week"}', "interval must be one of"),
+                b'"end": "2025-01-02", "interval": "week"}',
+     "interval: expected one of minute, day, month, year, got 'week'"),
+    ("history", b'{"ps_key": "1_14_1_1", "points": [1], "start": "2025-01-01", '
+                b'"end": "2025-01-02", "interval": "dya"}', "got 'dya' (did you mean 'day'?)"),
     ("history", json.dumps({"ps_key": "1_14_1_1", "points": list(range(60)), "start": "2025",
-                            "end": "2025", "interval": "year"}).encode(), "at most 49 points"),
+                            "end": "2025", "interval": "year"}).encode(),
+     "points: at most 49 points per request, got 60"),
 ])
 def test_bad_requests_name_the_problem(name, payload, message):
     with pytest.raises(BadRequest) as info:
@@ -85,3 +96,32 @@ def test_history_takes_every_ps_key_the_bridge_publishes():
         "ps_key": device.ps_key, "points": [1], "start": "2025-01-01", "end": "2025-01-02",
         "interval": "day"}).encode())
     assert request.params["ps_key"] == device.ps_key == "1563218_1_12345678_1"
+
+
+def test_every_problem_of_a_request_is_named_on_one_line():
+    with pytest.raises(BadRequest) as info:
+        parse_request("history", json.dumps({
+            "ps_key": "1_14_1_1", "points": [1], "start": 2025, "end": "2025-01-02",
+            "interval": "minute", "minute_interval": 0, "colour": "red"}).encode())
+    assert str(info.value) == (
+        "start: expected a date/time string such as 2026-11-25 or 2026-11-25T10:00, got 2025; "
+        "minute_interval: expected an integer 1–180, got 0; colour: unknown key; history takes: "
+        "transaction, ps_key, points, start, end, interval, minute_interval")
+
+
+def test_an_unknown_key_cannot_break_the_error_line():
+    """A JSON key may hold a line break: shown quoted, it cannot forge a second log line."""
+    with pytest.raises(BadRequest) as info:
+        parse_request("refresh", json.dumps({"x\nERROR forged": 1, "y" * 300: 2}).encode())
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith("'x\\nERROR forged': unknown key; ")
+    assert len(str(info.value)) < 200
+
+
+def test_history_optional_fields_stay_absent_and_numbers_may_be_text():
+    base = {"ps_key": "1_14_1_1", "points": [1], "start": "2025-01-01", "end": "2025-01-02"}
+    day = parse_request("history", json.dumps(dict(base, interval="Day")).encode())
+    assert day.params == dict(base, points=["1"], interval="day")
+    minute = parse_request("history", json.dumps(dict(base, interval="minute",
+                                                      minute_interval="15")).encode())
+    assert minute.params["minute_interval"] == 15

@@ -70,7 +70,9 @@ def test_history_minute_window_and_bad_input(tmp_path):
         assert sim.call_counts()["getDevicePointMinuteDataList"] == 2
         bad = run_cli("history", "-c", path, "--ps-key", "nonsense", "--points", "1",
                       "--from", "2026", "--to", "2026", "--interval", "year", env=ENV)
-        assert bad.returncode == 2 and "ps_key must look like" in bad.stderr
+        assert bad.returncode == 2 and ("sungrow2mqtt: error: ps_key: expected <ps_id>_<device "
+                                        "type>_<device code>_<channel> such as 1234567_14_1_1, "
+                                        "got 'nonsense'") in bad.stderr
 
 
 def test_health_reflects_the_status_file(tmp_path, broker):

@@ -263,6 +263,18 @@ def test_a_request_schema_fits_the_same_tables() -> None:
     ]
 
 
+def test_an_absent_field_stays_out_and_problems_can_be_one_line() -> None:
+    # What MQTT requests need: optional fields without a default, and one line for an answer.
+    refresh = v.Section((v.Field("ps_id", v.integer(1), v.ABSENT),))
+    problems = v.Problems("")
+    assert v.Walker(problems).section("", {}, refresh) == {}
+    assert v.Walker(problems).section("", {"ps_id": None, "x\ny": 1, "z" * 99: 2},
+                                      refresh) is v.FAILED
+    assert problems.text("; ") == (
+        "ps_id: expected an integer >= 1, got null; 'x\\ny': unknown key; "
+        f"'{'z' * 57}'…: unknown key")
+
+
 # --- YAML ---------------------------------------------------------------------------------------
 
 def yaml_of(content: str) -> Tuple[Any, List[str]]:

@@ -32,9 +32,12 @@ too but announced with ``enabled_by_default: false``, so a user switches them on
 device type together stay within one realtime call's point chunk
 (``isolarcloud.client.REALTIME_POINTS_PER_CALL``), so the optional tier costs no extra call.
 
-Fractions: there is no separate flag. A point the API sends as a 0-1 fraction (SOC 13141, 58604,
-83252 on some firmware) has ``unit: "%"`` and ``scale: 100``; one sent as 0-100 (83334) has
-``scale: 1``. A user whose firmware differs overrides ``scale`` for that point.
+Ratios: there is no separate flag. A point the API sends as a 0-1 fraction (SOC 13141, 58604,
+83252 on some firmware) has ``unit: "%"`` and ``scale: 100`` (:attr:`PointSpec.is_ratio`); one sent
+as 0-100 (83334) has ``scale: 1``. Firmware differs: a ratio point of a device that reports a
+value clearly above 1 is read as 0-100 for that device from then on (learned by the bridge and
+kept in its state directory), so a user rarely needs to override ``scale``. Ratios and battery
+levels (:attr:`PointSpec.is_share`) never publish a value below 0 or above 100 %.
 
 Published values: numeric points (any of unit, state_class, non-enum device_class, precision or
 a scale other than 1) publish ``float(value) * scale`` rounded to 15 significant digits, as a JSON

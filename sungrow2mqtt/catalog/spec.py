@@ -7,7 +7,7 @@ from typing import Literal, Mapping, Optional, Union
 
 from sungrow2mqtt.catalog.ha import NON_NUMERIC_DEVICE_CLASSES
 
-__all__ = ["MISSING_MARKERS", "OPTIONAL", "PointSpec", "PublishedValue", "Tier"]
+__all__ = ["MISSING_MARKERS", "OPTIONAL", "PointSpec", "PublishedValue", "Tier", "to_number"]
 
 PublishedValue = Union[float, int, str]
 
@@ -33,7 +33,7 @@ def _is_missing(raw: object) -> bool:
     return False
 
 
-def _to_number(raw: object) -> Optional[float]:
+def to_number(raw: object) -> Optional[float]:
     """Read an API value as a finite float, or None for anything that is not a number."""
     if isinstance(raw, bool):
         return None
@@ -59,7 +59,7 @@ def _tidy(number: float) -> Union[float, int]:
 
 def _code_text(raw: object) -> Optional[str]:
     """Canonical text of an enum code: "64", 64 and "64.0" all become "64"."""
-    number = _to_number(raw)
+    number = to_number(raw)
     if number is not None and number.is_integer():
         return str(int(number))
     if isinstance(raw, str):
@@ -106,6 +106,19 @@ class PointSpec:
         )
 
     @property
+    def is_ratio(self) -> bool:
+        """A 0-1 fraction published in % (``unit: "%"``, ``scale: 100``): the catalog's one way
+        to say "ratio".  A plant may send such a point as 0-100 instead; the bridge learns that
+        per device from a value above 1 (``components.ratios``)."""
+        return self.unit == "%" and self.scale == 100
+
+    @property
+    def is_share(self) -> bool:
+        """A share of a whole in % (a ratio or a battery level): a published value outside
+        0-100 is impossible."""
+        return self.is_ratio or (self.unit == "%" and self.device_class == "battery")
+
+    @property
     def polled(self) -> bool:
         """Whether the bridge fetches this point (default and optional tiers)."""
         return self.enabled is True or self.enabled == OPTIONAL
@@ -128,7 +141,7 @@ class PointSpec:
         if self.is_enum:
             return self._convert_enum(raw)
         if self.is_numeric:
-            number = _to_number(raw)
+            number = to_number(raw)
             scaled = None if number is None else number * self.scale
             # 1e308 * 1000 overflows to inf, which is not JSON: treat it as no reading
             return _tidy(scaled) if scaled is not None and math.isfinite(scaled) else None
@@ -144,6 +157,6 @@ class PointSpec:
         label = self.options.get(code)
         if label is not None:
             return label
-        if _to_number(code) is not None or code in self.options.values():
+        if to_number(code) is not None or code in self.options.values():
             return code
         return None

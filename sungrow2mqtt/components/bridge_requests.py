@@ -1,8 +1,9 @@
 """The bridge's own requests: refresh, faults, quota, info and history.
 
 Each is one entry of the table that :func:`bridge_requests` returns: its schema (a declarative
-table of fields and their checks) and its handler.  The checks' messages name the field and what was
-expected, since they are all a user sees of a refused request.
+:class:`~sungrow2mqtt.validation.Section` of fields and their checks) and its handler.  The
+checkers below say what was expected, since that is all a user sees of a refused request; the
+shared ones (integers, choices) come from the validation toolkit.
 """
 from __future__ import annotations
 
@@ -15,69 +16,77 @@ from sungrow2mqtt.components.jobs import CloudJobs
 from sungrow2mqtt.components.poller import Poller
 from sungrow2mqtt.components.publisher import Publisher
 from sungrow2mqtt.components.refresh import RefreshCoalescer
-from sungrow2mqtt.components.request_api import BadRequest, Field, Request, RequestSpec, Schema
+from sungrow2mqtt.components.request_api import NO_FIELDS, BadRequest, Request, RequestSpec
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.history import fetch_history
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
-from sungrow2mqtt.model import PsKey
+from sungrow2mqtt.isolarcloud.ps_key import EXAMPLE, PsKey
+from sungrow2mqtt.validation import (
+    ABSENT,
+    Field,
+    Invalid,
+    Section,
+    as_int,
+    choice,
+    describe,
+    integer,
+)
 
 MAX_HISTORY_POINTS = 49          # one getDevicePointMinuteDataList call's worth
 INTERVALS = ("minute", "day", "month", "year")
-_POINT = re.compile(r"^[pP]?\d{1,6}$")
+_POINT = re.compile(r"[pP]?\d{1,6}")
 
 
-def ps_id(value: Any) -> int:
-    """A plant id."""
-    if isinstance(value, bool) or not re.fullmatch(r"\d{1,12}", str(value).strip()):
-        raise ValueError(f"ps_id must be a plant id (a positive integer), got {value!r}")
-    return int(str(value).strip())
+def plant_id(value: Any) -> int:
+    """A plant id: a positive integer of at most 12 digits, as a number or a string."""
+    number = as_int(value)
+    if number is None or not 1 <= number < 10 ** 12:
+        raise Invalid("expected a plant id (a positive integer)")
+    return number
+
+
+def ps_key(value: Any) -> PsKey:
+    """A device's ps_key, in the one form every part of the bridge takes."""
+    try:
+        return PsKey(value)
+    except ValueError:
+        raise Invalid(f"expected <ps_id>_<device type>_<device code>_<channel> such as "
+                      f"{EXAMPLE}") from None
 
 
 def points(value: Any) -> List[str]:
     """Point ids, as a list or a comma-separated string, with or without their ``p``."""
     items = value.split(",") if isinstance(value, str) else value
     if not isinstance(items, list) or not items:
-        raise ValueError("points must be a non-empty list (or comma-separated string) of point "
-                         "ids such as 13011 or p13011")
+        raise Invalid("expected a non-empty list (or comma-separated string) of point ids such "
+                      "as 13011 or p13011")
     found = []
     for item in items:
         text = str(item).strip()
-        if isinstance(item, bool) or not _POINT.match(text):
-            raise ValueError(f"points: {item!r} is not a point id such as 13011 or p13011")
+        if isinstance(item, bool) or not _POINT.fullmatch(text):
+            raise Invalid(f"{describe(item)} is not a point id such as 13011 or p13011",
+                          show_got=False)
         found.append(text.lstrip("pP"))
     if len(found) > MAX_HISTORY_POINTS:
-        raise ValueError(f"points: at most {MAX_HISTORY_POINTS} points per request, "
-                         f"got {len(found)}")
+        raise Invalid(f"at most {MAX_HISTORY_POINTS} points per request, got {len(found)}",
+                      show_got=False)
     return found
-
-
-def interval(value: Any) -> str:
-    """A history interval."""
-    if value not in INTERVALS:
-        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {value!r}")
-    return str(value)
 
 
 def moment(value: Any) -> str:
     """A date/time text; its format is checked against the interval by the history service."""
     if not isinstance(value, str) or not 4 <= len(value) <= 25:
-        raise ValueError(f"expected a date/time string such as 2026-11-25 or "
-                         f"2026-11-25T10:00, got {value!r}")
+        raise Invalid("expected a date/time string such as 2026-11-25 or 2026-11-25T10:00")
     return value
 
 
-def minutes(value: Any) -> int:
-    """The step of a minute history."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 180:
-        raise ValueError(f"minute_interval must be an integer 1-180, got {value!r}")
-    return value
-
-
-REFRESH: Schema = {"ps_id": Field(ps_id)}
+REFRESH = Section((Field("ps_id", plant_id, ABSENT),))
 # also the ``history`` command line's arguments
-HISTORY: Schema = {"ps_key": Field(PsKey, required=True), "points": Field(points, required=True),
-                   "start": Field(moment, required=True), "end": Field(moment, required=True),
-                   "interval": Field(interval, required=True), "minute_interval": Field(minutes)}
+HISTORY = Section((
+    Field("ps_key", ps_key), Field("points", points), Field("start", moment),
+    Field("end", moment), Field("interval", choice(INTERVALS)),
+    Field("minute_interval", integer(1, 180), ABSENT),
+))
 
 
 def bridge_requests(fleet: FleetState, poller: Poller, jobs: CloudJobs, publisher: Publisher,
@@ -104,8 +113,8 @@ def bridge_requests(fleet: FleetState, poller: Poller, jobs: CloudJobs, publishe
 
     return {
         "refresh": RequestSpec(REFRESH, refresh.request),
-        "faults": RequestSpec({}, faults),
-        "quota": RequestSpec({}, quota),
-        "info": RequestSpec({}, info),
+        "faults": RequestSpec(NO_FIELDS, faults),
+        "quota": RequestSpec(NO_FIELDS, quota),
+        "info": RequestSpec(NO_FIELDS, info),
         "history": RequestSpec(HISTORY, history),
     }

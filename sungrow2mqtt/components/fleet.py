@@ -52,6 +52,7 @@ class FleetSnapshot:
     outcomes: Mapping[str, PollOutcome] = field(default_factory=dict)
     quota: Mapping[str, Any] = field(default_factory=dict)
     paused_until: Optional[dt.datetime] = None
+    unserved: Mapping[str, dt.datetime] = field(default_factory=dict)   # ps_key -> since
 
 
 class FleetListener:
@@ -85,6 +86,7 @@ class FleetState:
         self._outcomes: Dict[str, PollOutcome] = {kind: PollOutcome() for kind in kinds}
         self._quota: Dict[str, Any] = {}
         self._paused_until: Optional[dt.datetime] = None
+        self._unserved: Dict[str, dt.datetime] = {}
         self._listeners: List[FleetListener] = []
 
     def listen(self, listener: FleetListener) -> None:
@@ -97,7 +99,8 @@ class FleetState:
         """Everything at one moment."""
         with self._lock:
             return FleetSnapshot(dict(self._devices), dict(self._values), dict(self._faults),
-                                 dict(self._outcomes), dict(self._quota), self._paused_until)
+                                 dict(self._outcomes), dict(self._quota), self._paused_until,
+                                 dict(self._unserved))
 
     def devices(self, ps_ids: Optional[Set[int]] = None) -> List[Device]:
         """Every device (plants too), or those of the plants ``ps_ids``."""
@@ -123,6 +126,7 @@ class FleetState:
             for device in removed:
                 self._values.pop(device.ps_key, None)
                 self._faults.pop(device.ps_key, None)
+                self._unserved.pop(device.ps_key, None)
             self._devices = dict(devices)
         for device in removed:
             log.info("Device %s is no longer in the account; removing it", device.ps_key)
@@ -135,8 +139,24 @@ class FleetState:
         with self._lock:
             state, new_keys = merge_values(self._values.get(device.ps_key, {}), mapped)
             self._values[device.ps_key] = state
+            unserved_since = self._unserved.pop(device.ps_key, None)
         for listener in self._listeners:
             listener.on_values(device, state, new_keys)
+        if unserved_since is not None:
+            log.info("The cloud serves %s again (it could not since %s)", device.ps_key,
+                     iso(unserved_since))
+            self._info_changed()
+
+    def set_unserved(self, device: Device, since: dt.datetime) -> None:
+        """The cloud could not serve the device's values (``fail_ps_key_list``): its last values
+        stay, ``bridge/info`` says so; logged once until it is served again."""
+        with self._lock:
+            first = device.ps_key not in self._unserved
+            self._unserved.setdefault(device.ps_key, since)
+        if first:
+            log.warning("The cloud cannot serve %s now (listed in fail_ps_key_list): keeping its "
+                        "last values; bridge/info shows its cloud_status", device.ps_key)
+            self._info_changed()
 
     def set_faults(self, device: Device, faults: List[Fault]) -> None:
         """Store a device's open faults; listeners hear of it only when they changed."""

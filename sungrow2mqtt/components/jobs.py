@@ -18,6 +18,7 @@ from sungrow2mqtt.components.fleet import (
     map_realtime_row,
     quota_summary,
 )
+from sungrow2mqtt.components.ratios import RatioPoints
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient, RealtimeResult
 from sungrow2mqtt.isolarcloud.errors import ApiError
 from sungrow2mqtt.model import (
@@ -35,12 +36,14 @@ class CloudJobs:
     """Device discovery, realtime values, faults and the quota, from the cloud into the fleet."""
 
     def __init__(self, client: IsolarCloudClient, catalog: Catalog, fleet: FleetState,
-                 clock: Clock, *, plants: Sequence[int] = ()) -> None:
+                 clock: Clock, *, plants: Sequence[int] = (),
+                 ratios: Optional[RatioPoints] = None) -> None:
         self._client = client
         self._catalog = catalog
         self._fleet = fleet
         self._clock = clock
         self._plants = set(plants)
+        self._ratios = ratios or RatioPoints()
 
     def refresh_devices(self) -> int:
         """Discover plants and devices: 2 paged calls for the whole account (+1 quota call)."""
@@ -92,6 +95,7 @@ class CloudJobs:
         """Realtime values of every device (or of the plants ``ps_ids``); returns devices updated.
 
         A poll of every device ends the wait for values: entities still without one are stale.
+        A device the cloud names in ``fail_ps_key_list`` keeps its values and is marked unserved.
         """
         devices = self._fleet.devices(ps_ids)
         updated = 0
@@ -103,6 +107,8 @@ class CloudJobs:
                 if row is not None:
                     self.update_device(device, row, polled_at)
                     updated += 1
+                elif device.ps_key in result.fail_ps_key_list:
+                    self._fleet.set_unserved(device, polled_at)
         if not ps_ids:
             self._fleet.full_poll_done()
         return updated
@@ -110,8 +116,9 @@ class CloudJobs:
     def update_device(self, device: Device, row: Mapping[str, Any], polled_at: dt.datetime
                       ) -> None:
         """One device's realtime row through the catalog into the fleet (and so out)."""
-        specs = self._catalog.enabled(device.device_type)
-        self._fleet.update_values(device, map_realtime_row(specs, row, device.tz, polled_at))
+        specs = self._ratios.specs_for(device, self._catalog.enabled(device.device_type), row)
+        values = map_realtime_row(specs, row, device.tz, polled_at)
+        self._fleet.update_values(device, self._ratios.possible(device, specs, values))
 
     def _realtime_answers(self, devices: List[Device]
                           ) -> Iterator[Tuple[List[Device], RealtimeResult]]:
@@ -135,8 +142,12 @@ class CloudJobs:
         return sum(len(items) for items in found.values())
 
     def fetch_quota(self) -> Dict[str, Any]:
-        """The call quota now (1 call); the hour's row is picked by the bridge's clock."""
+        """The call quota now (1 call).
+
+        The hour's row is picked by the UTC hour of the bridge's clock, the clock and hours a
+        rate-limit pause is measured by (:class:`Poller`), not by the machine's local hour.
+        """
         quota = quota_summary(self._client.get_open_api_call_info(),
-                              self._clock.wall().astimezone().hour)
+                              self._clock.wall().astimezone(dt.timezone.utc).hour)
         self._fleet.set_quota(quota)
         return quota

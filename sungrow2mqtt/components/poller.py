@@ -3,25 +3,36 @@
 Jobs run on monotonic deadlines, so no change of the wall clock (summer time ending, an NTP step)
 stalls or hurries a poll.  Each episode of cloud trouble is logged once, whichever job meets it; a
 rate limit or a refused login pauses every cloud call for as long as the cloud says, measured on
-the monotonic clock too.  A job never raises: its outcome goes into the fleet state.
+the monotonic clock too.  A rate-limit pause is kept in the state directory with its end time, so
+a restarted bridge does not call the cloud inside it either.  An API this appkey may not call
+(ApiNotAuthorised) is no episode: the client names it once and holds back that API alone.  A job
+never raises: its outcome goes into the fleet state.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar
 
 from sungrow2mqtt.clock import Clock, iso
 from sungrow2mqtt.components.fleet import FleetState, PollOutcome
+from sungrow2mqtt.components.state_file import StateFile
 from sungrow2mqtt.config import PollingConfig
 from sungrow2mqtt.errors import Sungrow2MqttError
-from sungrow2mqtt.isolarcloud.errors import ApiError, LoginError, RateLimitError
+from sungrow2mqtt.isolarcloud.errors import (
+    ApiError,
+    ApiNotAuthorised,
+    LoginError,
+    RateLimitError,
+)
 from sungrow2mqtt.quota import calls_per_hour, fastest_safe_interval
 
 log = logging.getLogger(__name__)
 
 LOGIN_PAUSE = 3600.0   # seconds: a refused login is not retried sooner, accounts get locked
+MAX_KEPT_PAUSE = 86400.0   # the longest pause the cloud asks for (E998: the next UTC day)
 QUOTA_MARGIN = 0.8     # share of the hourly quota polling may use
 T = TypeVar("T")
 
@@ -43,7 +54,8 @@ class Poller:
     """Runs the jobs when due, each through the same trouble handling as any cloud call."""
 
     def __init__(self, fleet: FleetState, jobs: Sequence[Job], clock: Clock, *,
-                 api_calls: Callable[[], int], polling: PollingConfig) -> None:
+                 api_calls: Callable[[], int], polling: PollingConfig,
+                 pause_file: Optional[Path] = None) -> None:
         self._fleet = fleet
         self._jobs: Dict[str, Job] = {job.kind: job for job in jobs}
         self._clock = clock
@@ -54,12 +66,14 @@ class Poller:
         self._trouble: Optional[str] = None           # the current episode's kind of failure
         self._trouble_count = 0
         self._pause_end: Optional[float] = None       # monotonic
+        self._pause_file = StateFile(pause_file)
         self.last_cloud_poll = float("-inf")          # monotonic end of the last job's calls
 
     def start(self) -> None:
-        """Every job is due now: the first cycle runs at once."""
+        """Every job is due now: the first cycle runs at once, unless a kept pause lasts."""
         now = self._clock.monotonic()
         self._due = {kind: now for kind in self._jobs}
+        self._resume_pause()
 
     def stop(self) -> None:
         """No job is due any more."""
@@ -144,11 +158,35 @@ class Poller:
         self._pause_end = self._clock.monotonic() + seconds
         self._fleet.set_pause(self._clock.wall() + dt.timedelta(seconds=seconds))
 
+    def _rate_limited(self, exc: RateLimitError, kind: str) -> None:
+        """Pause until the limit lifts (UTC, on this clock), and keep that for a restart."""
+        self._pause(exc.retry_after(self._clock.wall()))
+        self._pause_file.save({"until": iso(exc.retry_at), "kind": kind, "error": str(exc)})
+
+    def _resume_pause(self) -> None:
+        """The rate-limit pause a previous run kept, if it has not ended yet."""
+        kept = self._pause_file.load()
+        try:
+            until = dt.datetime.fromisoformat(kept["until"])
+            kind, error = str(kept["kind"]), str(kept["error"])
+            remaining = (until - self._clock.wall()).total_seconds()   # TypeError: no zone
+        except (TypeError, KeyError, ValueError):
+            remaining = 0.0
+        if remaining <= 0:
+            self._pause_file.clear()
+            return
+        self._pause(min(remaining, MAX_KEPT_PAUSE))
+        self._trouble, self._trouble_count = kind, 1
+        log.warning("Cloud calls stay paused until %s, as before the restart: %s", iso(until),
+                    error)
+
     def _cloud_trouble(self, exc: Exception) -> None:
         # one episode per kind of failure, whichever endpoint happens to meet it
+        if isinstance(exc, ApiNotAuthorised):
+            return              # one API held back, named by the client; the others work
         kind = f"{type(exc).__name__}:{getattr(exc, 'result_code', None) or ''}"
         if isinstance(exc, RateLimitError):
-            self._pause(exc.retry_after())    # retry_at is on the real clock the error was made by
+            self._rate_limited(exc, kind)
         elif isinstance(exc, LoginError):
             self._pause(LOGIN_PAUSE)
         self._trouble_count += 1
@@ -164,6 +202,7 @@ class Poller:
     def _cloud_recovered(self) -> None:
         if self._trouble:
             log.warning("Cloud recovered after %d failed call(s)", self._trouble_count)
+            self._pause_file.clear()
         self._trouble, self._trouble_count, self._pause_end = None, 0, None
         self._fleet.set_pause(None)
 

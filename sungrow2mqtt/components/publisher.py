@@ -8,6 +8,7 @@ other with an older state.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ from sungrow2mqtt.clock import iso
 from sungrow2mqtt.components.fleet import Fault, FleetListener, FleetState
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.health import write_status
+from sungrow2mqtt.isolarcloud.client import NOT_AUTHORISED_ADVICE
 from sungrow2mqtt.model import Device
 from sungrow2mqtt.mqtt import MqttConnection, encode
 
@@ -28,12 +30,14 @@ class Publisher(FleetListener):
     """Retained states and faults of each device, and the bridge's own ``bridge/info``."""
 
     def __init__(self, mqtt: MqttConnection, topics: Topics, fleet: FleetState, *,
-                 api_calls: Callable[[], int], status_file: Optional[Path] = None) -> None:
+                 api_calls: Callable[[], int], status_file: Optional[Path] = None,
+                 denied_apis: Callable[[], Mapping[str, dt.datetime]] = dict) -> None:
         self._mqtt = mqtt
         self._topics = topics
         self._fleet = fleet
         self._api_calls = api_calls
         self._status_file = status_file
+        self._denied_apis = denied_apis
         self._lock = threading.RLock()
         self._published: Dict[str, int] = {}    # ps_key -> digest of the state paho accepted
 
@@ -58,17 +62,24 @@ class Publisher(FleetListener):
         """The retained ``bridge/info`` document, and the status file."""
         snapshot = self._fleet.snapshot()
         devices = snapshot.devices.values()
+
+        def cloud_status(device: Device) -> Dict[str, Any]:
+            since = snapshot.unserved.get(device.ps_key)
+            return {"cloud_status": "ok" if since is None else "failed",
+                    "cloud_failed_since": iso(since)}
         info: Dict[str, Any] = {
             "version": __version__,
-            "plants": [{"ps_id": d.ps_id, "name": d.name, "ps_key": d.ps_key}
+            "plants": [{"ps_id": d.ps_id, "name": d.name, "ps_key": d.ps_key, **cloud_status(d)}
                        for d in devices if d.is_plant],
             "devices": [{"ps_key": d.ps_key, "ps_id": d.ps_id, "device_type": d.device_type,
                          "type": d.type_name, "model": d.model, "serial": d.serial,
-                         "name": d.name} for d in devices if not d.is_plant],
+                         "name": d.name, **cloud_status(d)} for d in devices if not d.is_plant],
             "last_poll": {k: v.as_dict() for k, v in snapshot.outcomes.items()},
             "quota": dict(snapshot.quota),
             "api_calls_total": self._api_calls(),
             "rate_limited_until": iso(snapshot.paused_until),
+            "denied_apis": [{"api": api, "until": iso(until), "advice": NOT_AUTHORISED_ADVICE}
+                            for api, until in sorted(self._denied_apis().items())],
         }
         with self._lock:
             self._mqtt.publish(self._topics.bridge_info, info, retain=True)

@@ -1,7 +1,9 @@
 """Requests on ``<base>/bridge/request/<name>``: one registry, one dispatcher, one envelope.
 
-Each request kind is registered once as a :class:`RequestSpec`: a declarative schema (allowed
-fields and their checks) and the handler that carries it out.  A request is parsed and validated
+Each request kind is registered once as a :class:`RequestSpec`: a declarative schema (a
+:class:`~sungrow2mqtt.validation.Section` of fields and their checks, the same toolkit that checks
+the config file, so a refused request reads like a refused config key) and the handler that
+carries it out.  A request is parsed and validated
 on the MQTT thread, so a bad one is answered at once; a valid one is queued for the worker thread,
 which does all cloud work.  Nothing in a request can choose a URL, a path or an endpoint: it only
 selects among the registered operations.  Answers go to ``<base>/bridge/response/<name>`` as
@@ -19,6 +21,7 @@ from typing import Any, Callable, Dict, Mapping, Optional
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.errors import Sungrow2MqttError
 from sungrow2mqtt.mqtt import MqttConnection
+from sungrow2mqtt.validation import FAILED, Problems, Section, Walker, unknown
 
 log = logging.getLogger(__name__)
 
@@ -46,54 +49,46 @@ class Request:
     transaction: Any = None
 
 
-@dataclass(frozen=True)
-class Field:
-    """One field of a request: a check that returns the value to use or raises ValueError."""
-
-    check: Callable[[Any], Any]
-    required: bool = False
-
-
-Schema = Mapping[str, Field]
+NO_FIELDS = Section(())  # the schema of a request that takes nothing but ``transaction``
 # the data to answer with, or None when the handler answers later itself
 Handler = Callable[[Request], Optional[Mapping[str, Any]]]
 
 
 @dataclass(frozen=True)
 class RequestSpec:
-    """A request kind: what it accepts and what carries it out."""
+    """A request kind: what it accepts and what carries it out.
 
-    schema: Schema
+    ``schema`` is built from the validation toolkit: Fields whose checkers raise
+    :class:`~sungrow2mqtt.validation.Invalid`, in a Section that builds a dict (its default).
+    """
+
+    schema: Section
     handler: Handler
 
 
-def parse_request(name: str, payload: bytes, schemas: Mapping[str, Schema]) -> Request:
+def parse_request(name: str, payload: bytes, schemas: Mapping[str, Section]) -> Request:
     """Validate ``payload`` for request ``name``; raise BadRequest naming the problem."""
     body = _json_object(name, payload)
     transaction = _transaction(name, body.pop("transaction", None))
     if name not in schemas:
-        raise BadRequest(name, f"unknown request {name[:40]!r}; known requests: "
-                               f"{', '.join(sorted(schemas))}", transaction)
+        known = sorted(schemas)
+        raise BadRequest(name, f"{unknown(f'request {name[:40]!r}', name, known)}; known "
+                               f"requests: {', '.join(known)}", transaction)
     return Request(name, parse_fields(name, body, schemas[name], transaction), transaction)
 
 
-def parse_fields(name: str, body: Mapping[str, Any], schema: Schema,
+def parse_fields(name: str, body: Mapping[str, Any], schema: Section,
                  transaction: Any = None) -> Dict[str, Any]:
-    """The checked fields of a request body; BadRequest for an unknown, bad or missing field."""
-    params: Dict[str, Any] = {}
-    for key, value in body.items():
-        if key not in schema:
-            allowed = ", ".join(["transaction", *schema])
-            raise BadRequest(name, f"unknown field {str(key)[:40]!r}; {name} takes: {allowed}",
-                             transaction)
-        try:
-            params[key] = schema[key].check(value)
-        except ValueError as exc:
-            raise BadRequest(name, str(exc), transaction) from None
-    missing = [key for key, spec in schema.items() if spec.required and key not in params]
-    if missing:
-        raise BadRequest(name, f"missing field(s): {', '.join(missing)}", transaction)
-    return params
+    """The checked fields of a request body; BadRequest naming every bad, missing or unknown
+    field on one line (an unknown one also lists what the request takes)."""
+    problems = Problems("")
+    params = Walker(problems).section("", dict(body), schema)
+    if params is FAILED:
+        names = [field.name for field in schema.fields]
+        if any(key not in names for key in body):
+            problems.add("", f"{name} takes: {', '.join(['transaction', *names])}")
+        raise BadRequest(name, problems.text("; "), transaction)
+    return dict(params)
 
 
 def _json_object(name: str, payload: bytes) -> Dict[str, Any]:

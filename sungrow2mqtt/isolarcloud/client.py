@@ -2,24 +2,31 @@
 
 Each method checks the document's parameter limits *before* calling (``ValueError`` naming the
 limit), pages list services to the end, splits oversized requests into the fewest calls and merges
-the answers.  The token is obtained once, kept (optionally in a :class:`TokenStore`) and renewed
-once when the gateway refuses it (``E900`` or ``E00003``); ``E900`` on a token just issued means
-the appkey may not call that API, which is then held back for a while (:meth:`denied_apis`).
+the answers.  Independent calls (realtime chunks, pages 2..n) run together on a small pool; the
+client is thread-safe.
+
+The token is obtained once, kept (optionally in a :class:`TokenStore`) and renewed once when the
+gateway refuses it (``E900`` or ``E00003``); ``E900`` on a token just issued means the appkey may
+not call that API, which is then held back for a while (:meth:`denied_apis`).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import json
 import logging
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import (
     Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar,
     Union,
 )
 
+from sungrow2mqtt.isolarcloud.concurrency import CallPool
 from sungrow2mqtt.isolarcloud.errors import (
-    LOGIN_STATES, ApiError, ApiNotAuthorised, AuthError, LoginError,
+    LOCKED_STATES, LOGIN_STATES, AccountLocked, ApiError, ApiNotAuthorised, AuthError, LoginError,
 )
 from sungrow2mqtt.isolarcloud.ps_key import PsKey
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
@@ -33,7 +40,10 @@ MAX_MINUTE_POINTS_PER_CALL = 49    # 2.7: "the number of points ... should be le
 MAX_MINUTE_WINDOW = dt.timedelta(hours=3)   # 2.7
 REALTIME_POINTS_PER_CALL = 100     # 2.14 names no limit; a bounded chunk keeps requests small
 PAGE_SIZE = 100                    # the document names no page-size limit
-MAX_PAGES = 1000                   # a guard against a server that never reports the end
+# A guard against a server that never reports the end: 100 pages are 10,000 rows, three times the
+# largest account seen (3,000 devices), while each page costs one call of an hourly quota of a few
+# hundred to a few thousand; 1,000 pages would spend a whole hour's quota on one lying list.
+MAX_PAGES = 100
 # 2.8: day 100 days, month 24 months, year 5 years; query_type -> (name, limit, default data_type)
 HISTORY_QUERY_TYPES = {1: ("day", 100, "2"), 2: ("month", 24, "4"), 3: ("year", 5, "4")}
 POINT_TYPES = {1: "remote signaling", 2: "telemetry", 5: "property"}
@@ -44,9 +54,15 @@ TOKEN_REFUSED = frozenset({"E900", "E00003"})
 # age: E900 on it means the API is not authorised rather than the token being dead.
 FRESH_TOKEN_SECONDS = 60.0
 DENIED_FOR = 3600.0                # how long an API refused with E900 is not called again
+# Calls in flight at once: a 100-device refresh (one call per device type and 50-device chunk,
+# plus the fault query) in one round trip; beyond the gateway's burst (15) calls only queue at
+# the bucket.
+MAX_WORKERS = 8
+NOT_AUTHORISED_ADVICE = "enable it for your application on the developer portal"
 
 T = TypeVar("T")
 Row = Dict[str, Any]
+Params = Dict[str, Any]
 
 
 @dataclass
@@ -122,9 +138,13 @@ class IsolarCloudClient:
         *,
         token_store: Optional[TokenStore] = None,
         page_size: int = PAGE_SIZE,
+        max_workers: int = MAX_WORKERS,
         denied_for: float = DENIED_FOR,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 1 <= max_workers <= transport.pool_size:
+            raise ValueError(f"max_workers must be 1..{transport.pool_size} (the transport's "
+                             f"connection pool), got {max_workers}")
         self.transport = transport
         self.username = username
         self._password = password if isinstance(password, Secret) else Secret(password)
@@ -137,14 +157,22 @@ class IsolarCloudClient:
         self._state_lock = threading.Lock()       # guards the three fields below
         self._token: Optional[str] = None
         self._fresh: Optional[Tuple[str, float]] = None   # our login's token until it serves
+        self._served: Optional[Tuple[str, float]] = None  # the token of the last answered call
         self._denied: Dict[str, Tuple[float, dt.datetime]] = {}   # API -> (clock, UTC) until
+        self._pool = CallPool(max_workers)
 
     def __repr__(self) -> str:
         return f"IsolarCloudClient({self.transport!r}, username={self.username!r})"
 
     def close(self) -> None:
-        """Release the HTTP connections."""
+        """Start no more calls and release the HTTP connections."""
+        self._pool.close()
         self.transport.close()
+
+    def submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> "Future[T]":
+        """Run ``fn(*args, **kwargs)`` (a service method, say) on the client's pool, so that
+        independent jobs (the fault query beside the realtime wave) overlap."""
+        return self._pool.submit(fn, *args, **kwargs)
 
     # -- token ------------------------------------------------------------------------------
 
@@ -208,7 +236,8 @@ class IsolarCloudClient:
 
         A refused token (E900/E00003) that was not just issued costs one login and one repeat.
         E900 on a token just issued means this appkey may not call ``service``: ApiNotAuthorised,
-        and ``service`` is refused here without a call for ``denied_for`` seconds.
+        and ``service`` is refused here without a call for ``denied_for`` seconds; tried again
+        after that, E900 while the token answers other calls denies it again without a login.
         """
         self._raise_if_denied(service)
         token, fresh = self._token_for_call()
@@ -217,7 +246,7 @@ class IsolarCloudClient:
         except AuthError as exc:
             if exc.result_code not in TOKEN_REFUSED:
                 raise
-            if fresh:
+            if fresh or (exc.result_code == "E900" and self._denied_again(service, token)):
                 raise self._refused_fresh(service, exc) from None
             token = self._renew(token, service, str(exc.result_code))
             try:
@@ -229,6 +258,8 @@ class IsolarCloudClient:
         with self._state_lock:
             if self._fresh is not None and self._fresh[0] == token:
                 self._fresh = None        # the token has served: from now on it may die
+            self._served = (token, self._clock())
+            self._denied.pop(service, None)
         return response
 
     # -- APIs this appkey may not call ------------------------------------------------------
@@ -239,6 +270,14 @@ class IsolarCloudClient:
             now = self._clock()
             return {api: retry_at for api, (until, retry_at) in self._denied.items()
                     if until > now}
+
+    def _denied_again(self, service: str, token: str) -> bool:
+        """E900 from an API denied before, on a token that has just answered another call: the
+        API is still not authorised, and a login would not tell anything new."""
+        with self._state_lock:
+            return (service in self._denied and self._served is not None
+                    and self._served[0] == token
+                    and self._clock() - self._served[1] < FRESH_TOKEN_SECONDS)
 
     def _refused_fresh(self, service: str, exc: AuthError) -> ApiError:
         """A token just issued was refused: E900 means the API is not authorised."""
@@ -256,31 +295,43 @@ class IsolarCloudClient:
         return error
 
     def _raise_if_denied(self, service: str) -> None:
-        with self._state_lock:
+        with self._state_lock:     # an expired entry stays: the API was denied before
             known = self._denied.get(service)
-            if known is not None and known[0] <= self._clock():
-                del self._denied[service]
-                known = None
-        if known is not None:
+        if known is not None and known[0] > self._clock():
             raise _not_authorised(service, known[1], None)
 
+    def _page(self, service: str, params: Mapping[str, Any], page: int) -> Tuple[List[Row], int]:
+        """One page's rows and the ``rowCount`` it reports (0 when missing or garbage)."""
+        data = self.call(service, {**params, "curPage": page, "size": self.page_size}).data
+        data = data if isinstance(data, dict) else {}
+        batch = data.get("pageList")
+        rows = [row for row in batch if isinstance(row, dict)] if isinstance(batch, list) else []
+        try:
+            total = int(data.get("rowCount") or 0)
+        except (TypeError, ValueError, OverflowError):
+            total = 0
+        return rows, total
+
     def _pages(self, service: str, params: Mapping[str, Any]) -> List[Row]:
-        """Every row of a paged service: curPage 1, 2, ... until rowCount rows are in."""
-        rows: List[Row] = []
-        for page in range(1, MAX_PAGES + 1):
-            data = self.call(service, {**params, "curPage": page, "size": self.page_size}).data
-            data = data if isinstance(data, dict) else {}
-            batch = data.get("pageList")
-            batch = batch if isinstance(batch, list) else []
-            rows.extend(row for row in batch if isinstance(row, dict))
-            try:
-                total = int(data.get("rowCount") or 0)
-            except (TypeError, ValueError):
-                total = 0
-            if not batch or len(rows) >= total or len(batch) < self.page_size:
-                return rows
-        log.warning("%s: stopped after %d pages", service, MAX_PAGES)
-        return rows
+        """Every row of a paged service: page 1, then pages 2..n together once ``rowCount`` is
+        known.  The list ends at a short or empty page, at a page seen before (a server that
+        ignores curPage) and at MAX_PAGES."""
+        rows, total = self._page(service, params, 1)
+        if len(rows) < self.page_size or total <= len(rows):
+            return rows
+        wanted = -(-total // self.page_size)
+        paging = _Paging(lambda page: self._page(service, params, page)[0], rows,
+                         min(wanted, MAX_PAGES))
+        with contextlib.closing(self._pool.completed(paging.fetch, range(2, paging.end))) as done:
+            for _ in done:
+                if paging.complete():
+                    break
+        if paging.repeated_at == paging.end:
+            log.warning("%s: page %d repeats an earlier page (the server ignores curPage); "
+                        "keeping the %d pages before it", service, paging.end, paging.end - 1)
+        elif wanted > MAX_PAGES and paging.end > MAX_PAGES:
+            log.warning("%s: stopped after %d pages of %d", service, MAX_PAGES, wanted)
+        return paging.rows()
 
     # -- services ---------------------------------------------------------------------------
 
@@ -343,10 +394,8 @@ class IsolarCloudClient:
                                        sns: Sequence[str] = ()) -> RealtimeResult:
         """2.6: realtime points of PV inverters by ps_key (preferred) or SN, 50 per call."""
         key, items = _keys_or_sns(ps_keys, sns)
-        result = RealtimeResult()
-        for chunk in chunks(items, MAX_DEVICES_PER_CALL):
-            _merge_realtime(result, self.call("getPVInverterRealTimeData", {key: chunk}).data)
-        return result
+        return self._realtime("getPVInverterRealTimeData",
+                              [[{key: chunk}] for chunk in chunks(items, MAX_DEVICES_PER_CALL)])
 
     def get_device_real_time_data(self, device_type: int, point_ids: Iterable[Union[int, str]],
                                   ps_keys: Sequence[str] = (), sns: Sequence[str] = ()
@@ -358,29 +407,46 @@ class IsolarCloudClient:
             if wrong:
                 raise ValueError(f"getDeviceRealTimeData takes devices of one type; {wrong[0]} is "
                                  f"not of device_type {device_type} (use get_real_time_data)")
-        points = _point_ids(point_ids)
-        result = RealtimeResult()
-        for device_chunk in chunks(items, MAX_DEVICES_PER_CALL):
-            for point_chunk in chunks(points, REALTIME_POINTS_PER_CALL):
-                data = self.call("getDeviceRealTimeData", {
-                    key: device_chunk, "point_id_list": point_chunk,
-                    "device_type": str(device_type)}).data
-                _merge_realtime(result, data)
-        return result
+        return self._realtime("getDeviceRealTimeData",
+                              _realtime_chunks(device_type, key, items, point_ids))
 
     def get_real_time_data(self, ps_keys: Iterable[str],
                            points_by_type: Mapping[int, Iterable[Union[int, str]]]
                            ) -> RealtimeResult:
-        """Realtime points of devices of mixed types: one 2.14 series per device type."""
-        by_type: Dict[int, List[str]] = {}
-        for ps_key in dict.fromkeys(ps_keys):
-            by_type.setdefault(device_type_of(ps_key), []).append(ps_key)
+        """Realtime points of devices of mixed types: every 2.14 chunk of every type at once."""
+        return self._realtime("getDeviceRealTimeData", _mixed_chunks(ps_keys, points_by_type))
+
+    def iter_real_time_data(self, ps_keys: Iterable[str],
+                            points_by_type: Mapping[int, Iterable[Union[int, str]]]
+                            ) -> Iterator[RealtimeResult]:
+        """As :meth:`get_real_time_data`, but one result per chunk of at most 50 devices of one
+        type, as soon as that chunk's calls are back, so its devices can be published while
+        the other chunks are still on their way.  Arguments are checked before any call."""
+        groups = _mixed_chunks(ps_keys, points_by_type)
+        return (part for _, part in self._realtime_parts("getDeviceRealTimeData", groups))
+
+    def _realtime_parts(self, service: str, groups: List[List[Params]]
+                        ) -> Iterator[Tuple[int, RealtimeResult]]:
+        """(group, merged answer) per group of calls, as each group completes; all calls at once."""
+        calls = [(group, params) for group, group_calls in enumerate(groups)
+                 for params in group_calls]
+        waiting = {group: len(group_calls) for group, group_calls in enumerate(groups)}
+        parts = {group: RealtimeResult() for group in waiting}
+        results = self._pool.completed(lambda call: self.call(service, call[1]).data, calls)
+        try:
+            for (group, _), data in results:
+                _merge_realtime(parts[group], data)
+                waiting[group] -= 1
+                if not waiting[group]:
+                    yield group, parts.pop(group)
+        finally:
+            results.close()
+
+    def _realtime(self, service: str, groups: List[List[Params]]) -> RealtimeResult:
+        parts = dict(self._realtime_parts(service, groups))
         result = RealtimeResult()
-        for device_type, keys in sorted(by_type.items()):
-            points = list(points_by_type.get(device_type, ()))
-            if not points:
-                continue
-            result.extend(self.get_device_real_time_data(device_type, points, ps_keys=keys))
+        for group in sorted(parts):
+            result.extend(parts[group])
         return result
 
     def get_device_point_minute_data_list(
@@ -500,16 +566,16 @@ def _login_token(data: Row, serial: Optional[str]) -> str:
     if state == "0" and remain not in (None, ""):
         plural = "" if str(remain) == "1" else "s"
         reason += f", {remain} attempt{plural} left before the account is locked"
-    raise LoginError(f"login: {reason}", login_state=state, endpoint="login",
-                     req_serial_num=serial)
+    error = AccountLocked if state in LOCKED_STATES else LoginError
+    raise error(f"login: {reason}", login_state=state, endpoint="login", req_serial_num=serial)
 
 
 def _not_authorised(service: str, retry_at: dt.datetime, serial: Optional[str]
                     ) -> ApiNotAuthorised:
     until = retry_at.isoformat(timespec="seconds")
     return ApiNotAuthorised(
-        f"{service} is not authorised for this appkey: enable it for your application on the "
-        f"developer portal (E900; not called again before {until})",
+        f"{service} is not authorised for this appkey: {NOT_AUTHORISED_ADVICE} (E900; not "
+        f"called again before {until})",
         retry_at=retry_at, endpoint=service, result_code="E900",
         meaning="access has not been authorized for this API", req_serial_num=serial)
 
@@ -559,6 +625,76 @@ def _span(start: str, end: str, query_type: int) -> int:
     if query_type == 2:
         return (last.year - first.year) * 12 + last.month - first.month + 1
     return last.year - first.year + 1
+
+
+def _realtime_chunks(device_type: int, key: str, items: Sequence[str],
+                     point_ids: Iterable[Union[int, str]]) -> List[List[Params]]:
+    """2.14 calls for devices of one type: per chunk of 50 devices, one call per 100 points."""
+    points = _point_ids(point_ids)
+    return [[{key: device_chunk, "point_id_list": point_chunk, "device_type": str(device_type)}
+             for point_chunk in chunks(points, REALTIME_POINTS_PER_CALL)]
+            for device_chunk in chunks(items, MAX_DEVICES_PER_CALL)]
+
+
+def _mixed_chunks(ps_keys: Iterable[str], points_by_type: Mapping[int, Iterable[Union[int, str]]]
+                  ) -> List[List[Params]]:
+    """2.14 calls for devices of mixed types; types without points are left out."""
+    by_type: Dict[int, List[str]] = {}
+    for ps_key in dict.fromkeys(ps_keys):
+        by_type.setdefault(device_type_of(ps_key), []).append(ps_key)
+    groups: List[List[Params]] = []
+    for device_type, keys in sorted(by_type.items()):
+        points = list(points_by_type.get(device_type, ()))
+        if points:
+            groups.extend(_realtime_chunks(device_type, "ps_key_list", keys, points))
+    return groups
+
+
+class _Paging:
+    """Pages 2..n of one list, fetched together.  ``end``, the first page not wanted, comes
+    down as pages arrive (empty, short or repeated); pages from ``end`` on are not fetched."""
+
+    def __init__(self, page: Callable[[int], List[Row]], first: List[Row], last: int) -> None:
+        self._page = page
+        self._size = len(first)
+        self._pages = {1: first}
+        self._seen = {_fingerprint(first)}
+        self._lock = threading.Lock()
+        self.end = last + 1
+        self.repeated_at: Optional[int] = None     # first page that had been seen before
+
+    def fetch(self, number: int) -> None:
+        """Fetch page ``number`` unless the list is known to end before it."""
+        if number >= self.end:
+            return
+        rows = self._page(number)
+        mark = _fingerprint(rows)
+        with self._lock:
+            repeated = bool(rows) and mark in self._seen
+            if not rows or repeated:
+                self.end = min(self.end, number)
+            elif len(rows) < self._size:
+                self.end = min(self.end, number + 1)
+            if repeated:
+                self.repeated_at = min(self.repeated_at or number, number)
+            self._seen.add(mark)
+            self._pages[number] = rows
+
+    def complete(self) -> bool:
+        """Whether every wanted page is in."""
+        with self._lock:
+            return all(number in self._pages for number in range(2, self.end))
+
+    def rows(self) -> List[Row]:
+        """The rows of the wanted pages, in page order."""
+        with self._lock:
+            return [row for number in sorted(self._pages) if number < self.end
+                    for row in self._pages[number]]
+
+
+def _fingerprint(rows: List[Row]) -> int:
+    """Identity of a page's content, to notice a page served twice."""
+    return hash(json.dumps(rows, sort_keys=True, default=str))
 
 
 def _merge_realtime(result: RealtimeResult, data: Any) -> None:

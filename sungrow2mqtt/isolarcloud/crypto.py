@@ -9,24 +9,27 @@
   timestamp in every request.
 
 The private-key half (:func:`rsa_decrypt`) exists for the simulator, which plays the server.
+The crypto library is imported by the functions that need it, so that plain (unencrypted) use
+never loads it.
 """
 from __future__ import annotations
 
 import base64
 import secrets
 import string
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-from Crypto.Cipher import AES, PKCS1_v1_5
-from Crypto.PublicKey import RSA
-from Crypto.Util.Padding import pad, unpad
+from sungrow2mqtt.errors import Sungrow2MqttError
+
+if TYPE_CHECKING:
+    from Crypto.PublicKey.RSA import RsaKey
 
 ALPHANUMERIC = string.ascii_letters + string.digits
 AES_KEY_LENGTH = 16
 NONCE_LENGTH = 32
 
 
-class CryptoError(ValueError):
+class CryptoError(Sungrow2MqttError, ValueError):
     """Ciphertext or key material that cannot be used; never carries the key itself."""
 
 
@@ -52,12 +55,16 @@ def aes_key_bytes(key: str) -> bytes:
 
 def aes_encrypt_hex(plaintext: str, key: str) -> str:
     """Appendix 5: AES-128-ECB/PKCS#5 of the UTF-8 text, as uppercase hex."""
+    from Crypto.Cipher import AES
+    from Crypto.Util.Padding import pad
     cipher = AES.new(aes_key_bytes(key), AES.MODE_ECB)
     return cipher.encrypt(pad(plaintext.encode("utf-8"), AES.block_size)).hex().upper()
 
 
 def aes_decrypt_hex(ciphertext_hex: str, key: str) -> str:
     """Appendix 6: the inverse of :func:`aes_encrypt_hex` (hex digits of either case)."""
+    from Crypto.Cipher import AES
+    from Crypto.Util.Padding import unpad
     try:
         data = bytes.fromhex(ciphertext_hex.strip())
         cipher = AES.new(aes_key_bytes(key), AES.MODE_ECB)
@@ -66,8 +73,9 @@ def aes_decrypt_hex(ciphertext_hex: str, key: str) -> str:
         raise CryptoError(f"AES decryption failed: {type(exc).__name__}") from None
 
 
-def load_public_key(text: str) -> RSA.RsaKey:
+def load_public_key(text: str) -> RsaKey:
     """Read the portal's RSA public key: Base64 X.509 (standard or URL-safe) or PEM."""
+    from Crypto.PublicKey import RSA
     text = text.strip()
     try:
         if text.startswith("-----BEGIN"):
@@ -91,8 +99,9 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def rsa_encrypt(plaintext: str, public_key: Union[str, RSA.RsaKey]) -> str:
+def rsa_encrypt(plaintext: str, public_key: Union[str, RsaKey]) -> str:
     """Appendix 4 ``publicEncrypt``: PKCS#1 v1.5 in ``k - 11`` byte blocks, URL-safe Base64."""
+    from Crypto.Cipher import PKCS1_v1_5
     key = load_public_key(public_key) if isinstance(public_key, str) else public_key
     cipher = PKCS1_v1_5.new(key)
     block = key.size_in_bytes() - 11
@@ -101,8 +110,9 @@ def rsa_encrypt(plaintext: str, public_key: Union[str, RSA.RsaKey]) -> str:
     return _b64url(out)
 
 
-def rsa_decrypt(ciphertext_b64url: str, private_key: RSA.RsaKey) -> str:
+def rsa_decrypt(ciphertext_b64url: str, private_key: RsaKey) -> str:
     """Server side of :func:`rsa_encrypt` (used by the simulator): ``k``-byte blocks."""
+    from Crypto.Cipher import PKCS1_v1_5
     try:
         data = _b64url_decode(ciphertext_b64url)
     except ValueError:
@@ -124,6 +134,6 @@ def rsa_decrypt(ciphertext_b64url: str, private_key: RSA.RsaKey) -> str:
         raise CryptoError("RSA plaintext is not UTF-8") from None
 
 
-def public_key_base64(private_key: RSA.RsaKey) -> str:
+def public_key_base64(private_key: RsaKey) -> str:
     """The X.509 (SubjectPublicKeyInfo) DER of a key, standard Base64, as the portal shows it."""
     return base64.b64encode(private_key.public_key().export_key(format="DER")).decode("ascii")

@@ -43,6 +43,11 @@ class LoginError(AuthError):
         self.login_state = login_state
 
 
+class AccountLocked(LoginError):
+    """The account is locked (``login_state`` 2: too many wrong passwords, 5: by an
+    administrator).  Not a rate limit: waiting for a quota window does not unlock it."""
+
+
 class _RetryAt(ApiError):
     """A failure that lifts at ``retry_at`` (UTC); the subclass says what to hold back."""
 
@@ -75,6 +80,11 @@ class RequestRejected(ApiError, ValueError):
 
 class ServerError(ApiError):
     """The server failed (5xx, internal exception, garbage body) or could not be reached."""
+
+
+class ConnectionFailed(ServerError):
+    """No connection to the gateway could be made: DNS, refused, unreachable, TLS or connect
+    timeout (check the server/region and the network)."""
 
 
 # code -> (document name, document meaning, exception class)
@@ -139,6 +149,7 @@ LOGIN_STATES: Dict[str, str] = {
     "2": "the account is locked after too many wrong passwords",
     "5": "the account is locked by the administrator",
 }
+LOCKED_STATES = frozenset({"2", "5"})
 
 
 def next_rate_limit_window(code: str, now: dt.datetime) -> dt.datetime:

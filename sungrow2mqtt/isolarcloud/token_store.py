@@ -64,13 +64,7 @@ class TokenStore:
 
     def clear(self) -> None:
         """Forget the stored token (it was refused by the server)."""
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("Cannot remove token file %s (%s)", self.path,
-                        exc.strerror or type(exc).__name__)
+        remove(self.path, "token file")
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -85,3 +79,13 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def remove(path: Path, what: str) -> None:
+    """Delete ``path`` if it exists; a failure is logged (naming it as ``what``), never raised."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("Cannot remove %s %s (%s)", what, path, exc.strerror or type(exc).__name__)

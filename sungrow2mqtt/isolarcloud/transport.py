@@ -12,35 +12,46 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Type, Union
+from urllib.parse import urljoin, urlsplit
 
 import requests
+import urllib3
 
 from sungrow2mqtt.isolarcloud import crypto
 from sungrow2mqtt.isolarcloud.errors import (
     AuthError,
+    ConnectionFailed,
     RequestRejected,
     ServerError,
     error_for_code,
 )
+from sungrow2mqtt.isolarcloud.ratelimit import RateBucket
 from sungrow2mqtt.isolarcloud.servers import resolve_server
+from sungrow2mqtt.isolarcloud.session import Answer, AnswerTooLarge, ExchangeCut, GuardedSession
 from sungrow2mqtt.secret import Secret
 
 log = logging.getLogger(__name__)
 
 SYS_CODE = "901"
 SUCCESS = "1"
+POOL_SIZE = 16        # pooled connections: room for the client's workers and other callers
 # Body fields never written to a log line, whatever the endpoint.
 _SECRET_FIELDS = frozenset({"appkey", "token", "user_password", "user_account", "api_key_param"})
 
 
 class _Transient(Exception):
-    """A failure worth retrying (5xx, 429, timeout, connection, garbage); ``reason`` says which."""
+    """A failure worth retrying (5xx, timeout, connection, garbage); ``reason`` says which and
+    ``error`` what it becomes when the retries are spent."""
 
-    def __init__(self, reason: str, wait: Optional[float] = None) -> None:
+    def __init__(self, reason: str, error: Type[ServerError] = ServerError) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.wait = wait
+        self.error = error
+
+
+class _RateLimited(Exception):
+    """HTTP 429: the gateway's bucket is empty; retried after a refill, not a failed attempt."""
 
 
 @dataclass(frozen=True)
@@ -53,69 +64,53 @@ class Response:
 
 
 @dataclass
-class RateLimitWindow:
-    """The gateway's token bucket as last reported by its ``X-Ratelimit-*`` headers."""
-
-    burst_capacity: Optional[int] = None
-    remaining: Optional[int] = None
-    replenish_rate: Optional[float] = None
-    seen_at: float = 0.0
-
-    def update(self, headers: Mapping[str, str], now: float) -> None:
-        """Take the figures from a response's headers (case-insensitive; absent ones kept)."""
-        def number(name: str) -> Optional[float]:
-            try:
-                return float(headers[name])
-            except (KeyError, TypeError, ValueError):
-                return None
-        remaining = number("X-Ratelimit-Remaining")
-        if remaining is None:
-            return
-        self.remaining = int(remaining)
-        burst = number("X-Ratelimit-Burst-Capacity")
-        rate = number("X-Ratelimit-Replenish-Rate")
-        self.burst_capacity = int(burst) if burst is not None else self.burst_capacity
-        self.replenish_rate = rate if rate and rate > 0 else self.replenish_rate
-        self.seen_at = now
-
-    def wait_needed(self, now: float, keep: int) -> float:
-        """Seconds to wait so that at least ``keep`` tokens are left when the next call lands."""
-        if self.remaining is None or not self.replenish_rate:
-            return 0.0
-        expected = self.remaining + (now - self.seen_at) * self.replenish_rate
-        if self.burst_capacity is not None:
-            expected = min(expected, self.burst_capacity)
-        if expected >= keep:
-            return 0.0
-        return (keep - expected) / self.replenish_rate
-
-
-@dataclass
 class TransportStats:
-    """What the transport did, for ``bridge/info`` and the benchmarks."""
+    """What the transport did, for ``bridge/info`` and the benchmarks; updated thread-safely."""
 
     calls: Dict[str, int] = field(default_factory=dict)   # HTTP requests per service, retries too
-    retries: int = 0
-    rate_limit_waits: float = 0.0
+    retries: int = 0                # failed attempts repeated (429s are not failed attempts)
+    rate_limited: int = 0           # HTTP 429 answers (each retried after a refill)
+    rate_limit_waits: float = 0.0   # seconds spent waiting for the bucket
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, service: str) -> None:
         """Record one HTTP request to ``service``."""
-        self.calls[service] = self.calls.get(service, 0) + 1
+        with self._lock:
+            self.calls[service] = self.calls.get(service, 0) + 1
+
+    def add(self, *, retries: int = 0, rate_limited: int = 0, waited: float = 0.0) -> None:
+        """Add to the counters."""
+        with self._lock:
+            self.retries += retries
+            self.rate_limited += rate_limited
+            self.rate_limit_waits += waited
 
     @property
     def total(self) -> int:
         """All HTTP requests made so far."""
-        return sum(self.calls.values())
+        with self._lock:
+            return sum(self.calls.values())
 
 
 class Transport:
     """POSTs one Open API service call and returns its envelope, retrying what is transient.
 
-    * 5xx, 429, timeouts, refused connections and non-JSON bodies: up to ``max_retries`` retries
-      with exponential backoff and jitter.
+    Thread-safe: calls may run concurrently on the one pooled session (``pool_size``
+    connections).
+
+    * 5xx, timeouts, refused connections and non-JSON bodies: up to ``max_retries`` retries with
+      exponential backoff and jitter.
+    * ``X-Ratelimit-*``: every call reserves a token of a client-side copy of the gateway's bucket
+      (:class:`RateBucket`) before it is sent; a 429 that still happens is retried after a refill
+      and is not a failed attempt.
     * ``E913`` (expired request): read ``GET /timestamp``, correct the clock offset, retry once.
     * ``E910`` (repeated request): retry once; every attempt has a fresh nonce and AES key anyway.
-    * ``X-Ratelimit-*``: when the bucket is about to run dry, wait instead of being refused.
+    * ``timeout`` bounds each attempt, connection and complete answer included;
+      ``call_deadline`` bounds a whole call, waits and retries included; a ``sleep`` that
+      returns True (an Event being set: stopping) ends it too, and :meth:`close` ends calls in
+      flight.
+    * An answer larger than ``max_response_bytes`` is refused; a redirect is refused (never
+      followed: the credentials go to the configured server only).
     """
 
     def __init__(
@@ -131,7 +126,9 @@ class Transport:
         backoff_base: float = 1.0,
         backoff_max: float = 30.0,
         keep_rate_tokens: int = 2,
-        session: Optional[requests.Session] = None,
+        call_deadline: float = 120.0,
+        max_response_bytes: int = 16 << 20,
+        pool_size: int = POOL_SIZE,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         self.base_url = resolve_server(server)
@@ -143,12 +140,15 @@ class Transport:
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
-        self.keep_rate_tokens = keep_rate_tokens
-        self._session = session or requests.Session()
+        self.call_deadline = call_deadline
+        self.max_response_bytes = max_response_bytes
+        self.pool_size = pool_size
+        self._session = GuardedSession(pool_size)
         self._sleep = sleep
         self._clock_offset_ms = 0
-        self._lock = threading.Lock()
-        self.rate_limit = RateLimitWindow()
+        self._clock_reads = 0               # how often the server time was read (GET /timestamp)
+        self._clock_lock = threading.Lock()
+        self.bucket = RateBucket(headroom=keep_rate_tokens)
         self.stats = TransportStats()
 
     @property
@@ -161,7 +161,7 @@ class Transport:
         return f"Transport({self.base_url!r}, {mode})"
 
     def close(self) -> None:
-        """Close the pooled connections."""
+        """End the calls in flight, refuse new ones and close the pooled connections."""
         self._session.close()
 
     # -- the call ---------------------------------------------------------------------------
@@ -169,21 +169,28 @@ class Transport:
     def call(self, service: str, params: Mapping[str, Any], token: Optional[str] = None
              ) -> Response:
         """POST ``/openapi/<service>`` and return the successful envelope or raise ApiError."""
+        deadline = time.monotonic() + self.call_deadline
         attempt = 0
         clock_synced = nonce_retried = False
         while True:
-            self._wait_for_rate_limit()
+            self._pace(service, deadline)
+            clock_reads = self._clock_reads
             try:
-                envelope = self._post_once(service, params, token, attempt)
+                envelope = self._post_once(service, params, token, attempt, deadline)
+            except _RateLimited:
+                log.debug("%s: HTTP 429 too many requests; retrying after a refill", service)
+                self.bucket.refused()
+                self.stats.add(rate_limited=1)
+                continue
             except _Transient as exc:
                 attempt += 1
-                if attempt > self.max_retries:
-                    raise ServerError(f"{service}: {exc.reason} (gave up after {attempt} attempts)",
-                                      endpoint=service) from None
-                delay = exc.wait if exc.wait is not None else self._backoff(attempt)
+                delay = self._backoff(attempt)
+                if attempt > self.max_retries or time.monotonic() + delay > deadline:
+                    raise exc.error(f"{service}: {exc.reason} (gave up after {attempt} attempts)",
+                                    endpoint=service) from None
                 log.debug("%s: %s; retry %d/%d in %.1f s", service, exc.reason, attempt,
                           self.max_retries, delay)
-                self.stats.retries += 1
+                self.stats.add(retries=1)
                 if self._sleep(delay) is True:    # an Event.wait that was woken: stopping
                     raise ServerError(f"{service}: {exc.reason} (stopping, not retried)",
                                       endpoint=service) from None
@@ -194,7 +201,9 @@ class Transport:
                                 envelope.get("req_serial_num"))
             if code == "E913" and not clock_synced:
                 clock_synced = True
-                self.sync_clock()
+                with self._clock_lock:      # calls refused together read the time once
+                    if self._clock_reads == clock_reads:
+                        self.sync_clock()
                 continue
             if code == "E910" and not nonce_retried:
                 nonce_retried = True
@@ -205,7 +214,7 @@ class Transport:
                                  req_serial_num=envelope.get("req_serial_num"))
 
     def _post_once(self, service: str, params: Mapping[str, Any], token: Optional[str],
-                   attempt: int) -> Dict[str, Any]:
+                   attempt: int, deadline: float) -> Dict[str, Any]:
         body: Dict[str, Any] = dict(params)
         body["appkey"] = self._appkey.reveal()
         if token:
@@ -227,28 +236,53 @@ class Transport:
             payload = json.dumps(body, separators=(",", ":"))
         url = f"{self.base_url}/openapi/{service}"
         log.debug("POST %s attempt %d %s", url, attempt + 1, _loggable(params))
-        self.stats.count(service)
+        answer = self._exchange("POST", url, service, deadline, data=payload.encode("utf-8"),
+                                headers=headers)
+        return self._read_envelope(service, answer, aes_key)
+
+    def _exchange(self, method: str, url: str, endpoint: str, deadline: float, **kwargs: Any
+                  ) -> Answer:
+        """One HTTP exchange within ``timeout`` and what is left of the call's deadline."""
+        budget = max(0.001, min(self.timeout, deadline - time.monotonic()))
+        self.stats.count(endpoint)
         started = time.monotonic()
         try:
-            reply = self._session.post(url, data=payload.encode("utf-8"), headers=headers,
-                                       timeout=self.timeout)
-        except requests.Timeout:
-            raise _Transient(f"no answer within {self.timeout:g} s") from None
+            answer = self._session.exchange(method, url, deadline=budget,
+                                            max_bytes=self.max_response_bytes, **kwargs)
+        except ExchangeCut as cut:
+            if cut.closed:
+                raise ServerError(f"{endpoint}: the client was closed", endpoint=endpoint
+                                  ) from None
+            raise _Transient(f"no complete answer within {budget:g} s") from None
+        except AnswerTooLarge:
+            raise ServerError(f"{endpoint}: the answer is larger than "
+                              f"{self.max_response_bytes / (1 << 20):g} MiB; not read",
+                              endpoint=endpoint) from None
         except requests.ConnectionError as exc:
-            raise _Transient(f"cannot connect to {self.base_url} ({_root_cause(exc)})") from None
+            if _cannot_connect(exc):
+                raise _Transient(f"cannot connect to {self.base_url} ({_root_cause(exc)})",
+                                 ConnectionFailed) from None
+            if isinstance(exc, requests.Timeout):
+                raise _Transient(f"no complete answer within {budget:g} s") from None
+            raise _Transient(f"connection lost ({_root_cause(exc)})") from None
+        except requests.Timeout:
+            raise _Transient(f"no complete answer within {budget:g} s") from None
         except requests.RequestException as exc:
             raise _Transient(f"HTTP request failed ({type(exc).__name__})") from None
-        with self._lock:
-            self.rate_limit.update(reply.headers, time.monotonic())
-        log.debug("%s -> HTTP %d in %.2f s", service, reply.status_code,
-                  time.monotonic() - started)
-        return self._read_envelope(service, reply, aes_key)
+        self.bucket.observe(answer.headers)
+        log.debug("%s -> HTTP %d in %.2f s", endpoint, answer.status, time.monotonic() - started)
+        if 300 <= answer.status < 400:
+            target = urlsplit(urljoin(url, answer.headers.get("Location", ""))).netloc
+            raise ServerError(f"{endpoint}: HTTP {answer.status} redirect to {target or '?'} not "
+                              "followed: credentials go to the configured server only (check "
+                              "the server/region)", endpoint=endpoint)
+        return answer
 
-    def _read_envelope(self, service: str, reply: requests.Response, aes_key: Optional[str]
+    def _read_envelope(self, service: str, answer: Answer, aes_key: Optional[str]
                        ) -> Dict[str, Any]:
-        status = reply.status_code
+        status = answer.status
         if status == 429:
-            raise _Transient("HTTP 429 too many requests", wait=self._rate_limit_pause())
+            raise _RateLimited()
         if status >= 500:
             raise _Transient(f"HTTP {status} from server")
         if status in (401, 403):
@@ -259,7 +293,7 @@ class Transport:
                                   "Open API gateway (check the server/region)", endpoint=service)
         if status >= 400:
             raise RequestRejected(f"{service}: HTTP {status} from server", endpoint=service)
-        text = reply.content.decode("utf-8", errors="replace").strip()
+        text = answer.body.decode("utf-8", errors="replace").strip()
         if aes_key is not None and text and not text.startswith("{"):
             try:
                 text = crypto.aes_decrypt_hex(text, aes_key)
@@ -267,6 +301,8 @@ class Transport:
                 raise _Transient("response body is neither JSON nor decryptable") from None
         try:
             envelope = json.loads(text)
+        except RecursionError:
+            raise _Transient("response JSON is nested too deeply") from None
         except ValueError:
             raise _Transient(f"response is not JSON ({_snippet(text)})") from None
         if not isinstance(envelope, dict) or "result_code" not in envelope:
@@ -281,15 +317,19 @@ class Transport:
     def sync_clock(self) -> int:
         """Read the server time from ``GET /timestamp`` and remember the offset (ms) to ours."""
         url = f"{self.base_url}/timestamp"
+        deadline = time.monotonic() + self.call_deadline
+        self._pace("timestamp", deadline)
         before = time.time()
         try:
-            reply = self._session.get(url, timeout=self.timeout)
-            server_ms = _parse_timestamp(reply.text)
-        except (requests.RequestException, ValueError) as exc:
-            raise ServerError(f"cannot read the server time from {url} ({type(exc).__name__})",
+            answer = self._exchange("GET", url, "timestamp", deadline)
+            server_ms = _parse_timestamp(answer.body.decode("utf-8", errors="replace"))
+        except (_Transient, ValueError, TypeError, OverflowError, RecursionError) as exc:
+            reason = exc.reason if isinstance(exc, _Transient) else type(exc).__name__
+            raise ServerError(f"cannot read the server time from {url} ({reason})",
                               endpoint="timestamp") from None
         local_ms = int((before + time.time()) / 2 * 1000)
         self._clock_offset_ms = server_ms - local_ms
+        self._clock_reads += 1
         log.info("Corrected clock offset to the Open API server: %+d ms", self._clock_offset_ms)
         return self._clock_offset_ms
 
@@ -297,19 +337,20 @@ class Transport:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _rate_limit_pause(self) -> float:
-        with self._lock:
-            rate = self.rate_limit.replenish_rate
-        return max(1.0 / rate, 0.1) * self.keep_rate_tokens if rate else self._backoff(1)
-
-    def _wait_for_rate_limit(self) -> None:
-        with self._lock:
-            wait = self.rate_limit.wait_needed(time.monotonic(), self.keep_rate_tokens)
-        if wait > 0:
-            wait = min(wait, self.backoff_max)
-            log.debug("Rate-limit bucket low; waiting %.2f s", wait)
-            self.stats.rate_limit_waits += wait
-            self._sleep(wait)
+    def _pace(self, service: str, deadline: float) -> None:
+        """Reserve a token of the bucket and wait until it may be spent."""
+        wait = self.bucket.reserve()
+        if wait <= 0:
+            return
+        if time.monotonic() + wait > deadline:
+            self.bucket.cancel()
+            raise ServerError(f"{service}: the gateway's rate limit leaves no room for this call "
+                              "before its deadline", endpoint=service)
+        log.debug("%s: waiting %.2f s for the rate-limit bucket", service, wait)
+        self.stats.add(waited=wait)
+        if self._sleep(wait) is True:
+            self.bucket.cancel()
+            raise ServerError(f"{service}: stopping, not called", endpoint=service)
 
 
 def _parse_timestamp(text: str) -> int:
@@ -334,6 +375,16 @@ def _loggable(params: Mapping[str, Any]) -> str:
 
 def _snippet(text: str) -> str:
     return repr(text[:60]) if text else "empty body"
+
+
+def _cannot_connect(exc: requests.ConnectionError) -> bool:
+    """Whether the connection was never made (DNS, refused, unreachable, TLS, connect timeout),
+    as opposed to lost during the exchange."""
+    if isinstance(exc, (requests.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError,
+                               urllib3.exceptions.ConnectTimeoutError))
 
 
 def _root_cause(exc: BaseException) -> str:

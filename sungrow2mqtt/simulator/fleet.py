@@ -180,6 +180,8 @@ class Fleet:
         self._fault_seq = itertools.count(1)
         self._lock = threading.Lock()
         self.percent_ratios: Set[str] = set()   # ps_keys whose ratio points report 0-100
+        self.unserved: Set[str] = set()         # listed devices realtime calls cannot serve
+        self.pinned: Dict[Tuple[str, int], str] = {}   # (ps_key, point) -> raw realtime text
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -275,9 +277,11 @@ class Fleet:
 
     def readings(self, device: Device, point_ids: Sequence[int],
                  ts: float) -> Dict[int, Optional[str]]:
-        """Formatted realtime values of points of a device (``None`` where there is no reading)."""
+        """Formatted realtime values of points of a device (``None`` where there is no reading);
+        a pinned reading is sent as pinned."""
         sample = self.sample(self.plant_of(device), ts)
-        return {pid: self._formatted(sample, device, pid) for pid in point_ids}
+        return {pid: self.pinned[(device.ps_key, pid)] if (device.ps_key, pid) in self.pinned
+                else self._formatted(sample, device, pid) for pid in point_ids}
 
     def set_ratio_scale(self, ps_key: str, scale: str) -> None:
         """``percent``: the device's SOC/SOH points report 0-100; ``fraction`` (default) 0-1."""

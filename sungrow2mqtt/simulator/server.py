@@ -70,9 +70,11 @@ Live behaviour (clients verified against live plants; the default):
 * ``E900`` also answers a service the app is not authorised for, whatever the token:
   :meth:`SimulatorServer.deny_api` (denied calls are not counted against the quota);
 * ``getDeviceRealTimeData`` by ps_key always carries ``fail_ps_key_list`` (the portal's sample),
-  naming the well-formed ps_keys it could not serve;
+  naming the well-formed ps_keys it could not serve: unknown ones, and listed devices that
+  :meth:`SimulatorServer.unserve_devices` took off the air (a logger that stopped reporting);
 * SOC/SOH points (13141, 13142, 58604, 58605, 83252) are 0-1 fractions like live data;
-  :meth:`SimulatorServer.set_ratio_scale` makes a device send them as 0-100 as some firmware does.
+  :meth:`SimulatorServer.set_ratio_scale` makes a device send them as 0-100 as some firmware does;
+  :meth:`SimulatorServer.pin_reading` makes a device send one exact raw value (1.0, say).
 
 Switches (constructor; ``simulate`` flag): ``encrypted`` (``--encrypted``), ``start_time``
 (``--start``), ``token_error`` (``--token-error``), ``burst_capacity`` (``--burst``),
@@ -83,7 +85,9 @@ Controls (method; ``/_sim/...`` endpoint with a JSON body): :meth:`~SimulatorSer
 (``POST fail``, modes in :mod:`~sungrow2mqtt.simulator.failures`), ``add_fault``/``clear_fault``
 (``POST faults``, ``DELETE faults/<id>``), ``expire_tokens`` (``POST expire-tokens``),
 ``deny_api``/``allow_api`` (``POST deny-api``/``allow-api`` ``{"services": [...]}``),
-``set_ratio_scale`` (``POST ratio-scale``), ``set_quota`` (``POST quota``),
+``set_ratio_scale`` (``POST ratio-scale``), ``pin_reading`` (``POST reading``
+``{"ps_key", "point_id", "value"}``), ``unserve_devices``/``serve_devices``
+(``POST unserve``/``serve`` ``{"ps_keys": [...]}``), ``set_quota`` (``POST quota``),
 ``lock_account``/``unlock_account``, ``set_time``/``set_clock_offset`` (``POST clock``
 ``{"time"}``/``{"offset"}``), ``set_latency`` (``POST latency``), ``call_counts``
 (``GET calls``), ``peak_in_flight`` (``GET peak-in-flight``), ``requests_log``, ``reset_counts``
@@ -264,6 +268,8 @@ class SimulatorServer:
             self.clock.reset()
             self.gateway.reset()
             self.fleet.percent_ratios.clear()
+            self.fleet.unserved.clear()
+            self.fleet.pinned.clear()
             self.control.reset()
             self.world.extras.clear()
 
@@ -366,6 +372,34 @@ class SimulatorServer:
     def set_ratio_scale(self, ps_key: str, scale: str) -> None:
         """``percent``: SOC/SOH of this device arrive as 0-100; ``fraction`` (default): 0-1."""
         self.fleet.set_ratio_scale(ps_key, scale)
+
+    def pin_reading(self, ps_key: str, point_id: int, value: Optional[str]) -> None:
+        """Send ``value`` (raw text, as the gateway would) for this realtime point of this device
+        from now on, whatever the physics; None sends the physics' reading again."""
+        if self.fleet.device(ps_key) is None:
+            raise ValueError(f"unknown ps_key {ps_key!r}")
+        with self._lock:
+            if value is None:
+                self.fleet.pinned.pop((ps_key, int(point_id)), None)
+            else:
+                self.fleet.pinned[(ps_key, int(point_id))] = str(value)
+
+    def unserve_devices(self, *ps_keys: str) -> None:
+        """Keep these devices in the device list, but name them in realtime answers'
+        ``fail_ps_key_list`` instead of serving their values."""
+        unknown = sorted(key for key in ps_keys if self.fleet.device(key) is None)
+        if unknown:
+            raise ValueError(f"unknown ps_key(s) {', '.join(unknown)}")
+        with self._lock:
+            self.fleet.unserved.update(ps_keys)
+
+    def serve_devices(self, *ps_keys: str) -> None:
+        """Serve these devices' realtime values again; without ps_keys, every device."""
+        with self._lock:
+            if ps_keys:
+                self.fleet.unserved.difference_update(ps_keys)
+            else:
+                self.fleet.unserved.clear()
 
     def set_quota(self, hourly: int) -> None:
         """Change the hourly call quota (E999 once used up)."""
@@ -629,6 +663,11 @@ class SimulatorServer:
             "allow-api": lambda: self.allow_api(*_names(payload, "services")),
             "ratio-scale": lambda: self.set_ratio_scale(str(payload["ps_key"]),
                                                         str(payload["scale"])),
+            "reading": lambda: self.pin_reading(str(payload["ps_key"]), int(payload["point_id"]),
+                                                None if payload.get("value") is None
+                                                else str(payload["value"])),
+            "unserve": lambda: self.unserve_devices(*_names(payload, "ps_keys")),
+            "serve": lambda: self.serve_devices(*_names(payload, "ps_keys")),
         }
         if action not in actions:
             return 404, {"error": f"no control endpoint POST /_sim/{action}"}

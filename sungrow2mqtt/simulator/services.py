@@ -350,7 +350,7 @@ def _realtime_targets(fleet: Fleet, body: Dict[str, Any],
             if match is None or int(match.group(2)) != device_type:
                 raise RequestError("010")
             device = fleet.device(key)
-            if device is None:
+            if device is None or key in fleet.unserved:
                 failed.append(key)
             else:
                 devices.append(device)

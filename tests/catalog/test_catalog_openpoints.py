@@ -107,6 +107,8 @@ def test_generated_values_convert(generated: Catalog) -> None:
     assert spec_of(generated, 19001).convert("190970.0") == 190.97
     assert spec_of(generated, 19004).convert("0.5") == "0.5"   # unknown meaning: as sent
     assert spec_of(generated, 19012).convert("0.44") == 44      # a ratio: 44 %, not 0.44 %
+    assert spec_of(generated, 19012).is_ratio                   # so 0-100 plants are learned
+    assert not spec_of(generated, 19013).is_ratio               # stored in %: already 0-100
     assert spec_of(generated, 19013).convert("44") == 44
 
 

@@ -1,10 +1,12 @@
 """The announcer and the publisher following the fleet, on a recording MQTT connection."""
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import threading
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 
@@ -28,12 +30,32 @@ SOC_CONFIG = f"ha/sensor/sungrow2mqtt_{ESS.ps_key}/battery_soc/config"
 
 
 @pytest.fixture
-def wired(tmp_path: Path) -> Iterator:
-    """Fleet, announcer (its thread running) and publisher on a recording MQTT connection."""
+def wire(tmp_path: Path) -> Iterator[Callable[..., Any]]:
+    """Builds a fleet, an announcer (its thread running) and a publisher on a recording MQTT
+    connection; ``wire(denied)`` returns (mqtt, fleet, announcer, births).  Stops them after."""
+    announcers: List[Announcer] = []
+
+    def build(denied: Optional[Dict[str, dt.datetime]] = None) -> Any:
+        mqtt, fleet, announcer, births = _wired(tmp_path, denied)
+        announcers.append(announcer)
+        return mqtt, fleet, announcer, births
+    yield build
+    for announcer in announcers:
+        announcer.stop()
+
+
+@pytest.fixture
+def wired(wire: Callable[..., Any]) -> Any:
+    """(mqtt, fleet, announcer, births), no API denied."""
+    return wire()
+
+
+def _wired(tmp_path: Path, denied: Optional[Dict[str, dt.datetime]]) -> Any:
     mqtt, births = RecordingMqtt(), []  # type: ignore[var-annotated]
     fleet = FleetState()
     publisher = Publisher(mqtt, TOPICS, fleet, api_calls=lambda: 7,   # type: ignore[arg-type]
-                          status_file=tmp_path / "status.json")
+                          status_file=tmp_path / "status.json",
+                          denied_apis=lambda: dict(denied or {}))
 
     def republish() -> None:
         births.append(1)
@@ -44,8 +66,7 @@ def wired(tmp_path: Path) -> Iterator:
     fleet.listen(publisher)
     announcer.start()
     fleet.set_devices({PLANT.ps_key: PLANT, ESS.ps_key: ESS})
-    yield mqtt, fleet, announcer, births
-    announcer.stop()
+    return mqtt, fleet, announcer, births
 
 
 def topics(mqtt: RecordingMqtt) -> List[str]:
@@ -160,3 +181,36 @@ def test_an_unchanged_state_is_not_published_again_but_a_republish_sends_it(wire
     announcer.republish()
     assert announcer.flush(5)
     assert len(mqtt.on("solar/5012345_14_1_1")) == 2
+
+
+def test_bridge_info_names_denied_apis_with_their_time_and_advice(wire):
+    until = dt.datetime(2026, 6, 17, 12, 0, tzinfo=dt.timezone.utc)
+    mqtt, fleet, _, _ = wire({"getFaultAlarmInfo": until})
+    info = mqtt.on("solar/bridge/info")[-1]
+    assert info["denied_apis"] == [{
+        "api": "getFaultAlarmInfo", "until": "2026-06-17T12:00:00+00:00",
+        "advice": "enable it for your application on the developer portal"}]
+    assert wire()[0].on("solar/bridge/info")[-1]["denied_apis"] == []
+
+
+def test_a_device_the_cloud_cannot_serve_is_named_in_bridge_info_and_logged_once(wired, caplog):
+    mqtt, fleet, _, _ = wired
+    caplog.set_level(logging.INFO, logger="sungrow2mqtt")
+    fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
+    since = dt.datetime(2026, 6, 17, 11, 0, tzinfo=dt.timezone.utc)
+    for minutes in range(3):                       # three polls list it in fail_ps_key_list
+        fleet.set_unserved(ESS, since + dt.timedelta(minutes=minutes))
+    info = mqtt.on("solar/bridge/info")[-1]
+    assert (info["devices"][0]["cloud_status"], info["devices"][0]["cloud_failed_since"]) == (
+        "failed", "2026-06-17T11:00:00+00:00")
+    assert info["plants"][0]["cloud_status"] == "ok"
+    assert mqtt.on("solar/5012345_14_1_1")[-1]["battery_soc"] == 55   # last values kept
+    lines = [r for r in caplog.records if ESS.ps_key in r.getMessage()]
+    assert len(lines) == 1 and "fail_ps_key_list" in lines[0].getMessage()
+    fleet.update_values(ESS, {"battery_soc": 56, "last_update": "t2"})
+    info = mqtt.on("solar/bridge/info")[-1]
+    assert (info["devices"][0]["cloud_status"], info["devices"][0]["cloud_failed_since"]) == (
+        "ok", None)
+    assert "serves 5012345_14_1_1 again" in caplog.records[-1].getMessage()
+    fleet.set_unserved(ESS, since + dt.timedelta(hours=1))          # a new episode: a new line
+    assert len([r for r in caplog.records if "fail_ps_key_list" in r.getMessage()]) == 2

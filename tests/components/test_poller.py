@@ -4,16 +4,22 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from typing import Dict, List
+from pathlib import Path
+from typing import Dict, List, Optional
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from component_support import POLLING, FakeClock
-from sungrow2mqtt.clock import utc_now
 from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.poller import CloudPaused, Job, Poller
-from sungrow2mqtt.isolarcloud.errors import LoginError, RateLimitError, ServerError
+from sungrow2mqtt.isolarcloud.errors import (
+    ApiNotAuthorised,
+    LoginError,
+    RateLimitError,
+    ServerError,
+    next_rate_limit_window,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 INTERVALS = {"devices": 3600, "realtime": 60, "faults": 300}
@@ -36,10 +42,11 @@ class Recorder:
         return Job(kind, INTERVALS[kind], work)
 
 
-def make_poller(clock: FakeClock):
+def make_poller(clock: FakeClock, pause_file: Optional[Path] = None):
     fleet, recorder = FleetState(), Recorder(clock)
     poller = Poller(fleet, [recorder.job(k) for k in INTERVALS], clock,
-                    api_calls=lambda: sum(map(len, recorder.runs.values())), polling=POLLING)
+                    api_calls=lambda: sum(map(len, recorder.runs.values())), polling=POLLING,
+                    pause_file=pause_file)
     poller.start()
     return poller, fleet, recorder
 
@@ -95,7 +102,7 @@ def test_a_rate_limit_pauses_every_cloud_call_for_its_time_on_the_monotonic_cloc
     clock = FakeClock(dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc))
     poller, fleet, recorder = make_poller(clock)
     recorder.failure = RateLimitError("getDeviceRealTimeData: E999 hourly limit",
-                                      retry_at=utc_now() + dt.timedelta(hours=1),
+                                      retry_at=clock.wall() + dt.timedelta(hours=1),
                                       endpoint="getDeviceRealTimeData", result_code="E999")
     caplog.set_level(logging.DEBUG, logger="sungrow2mqtt")
     poller.run_due()                               # the first job meets the limit
@@ -147,3 +154,85 @@ def test_a_refused_login_pauses_an_hour_and_an_unexpected_answer_is_trouble_too(
     assert poller.run("faults") is None
     outcome = fleet.snapshot().outcomes["faults"]
     assert not outcome.ok and outcome.error == "unexpected KeyError: 'pageList'"
+
+
+def e999(clock: FakeClock) -> RateLimitError:
+    return RateLimitError("getDeviceRealTimeData: E999 hourly limit",
+                          retry_at=next_rate_limit_window("E999", clock.wall()),
+                          endpoint="getDeviceRealTimeData", result_code="E999")
+
+
+def test_a_rate_limit_pause_survives_a_restart(tmp_path, caplog):
+    pause_file = tmp_path / "pause.json"
+    clock = FakeClock(dt.datetime(2025, 6, 1, 12, 20, tzinfo=dt.timezone.utc))
+    poller, _, recorder = make_poller(clock, pause_file)
+    recorder.failure = e999(clock)
+    poller.run_due()
+    assert poller.paused_until() == dt.datetime(2025, 6, 1, 13, 0, tzinfo=dt.timezone.utc)
+    poller.stop()
+    clock.advance(600)                              # restarted ten minutes later
+    caplog.set_level(logging.WARNING, logger="sungrow2mqtt")
+    caplog.clear()
+    again, fleet, recorder = make_poller(clock, pause_file)
+    assert again.paused_until() == dt.datetime(2025, 6, 1, 13, 0, tzinfo=dt.timezone.utc)
+    assert fleet.snapshot().paused_until == again.paused_until()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Cloud calls stay paused until 2025-06-01T13:00:00+00:00, as before the restart: "
+        "getDeviceRealTimeData: E999 hourly limit"]
+    with pytest.raises(CloudPaused, match="until 2025-06-01T13:00:00"):
+        again.call(lambda: None)
+    run_for(again, clock, 1799)
+    assert not any(recorder.runs.values()), "the cloud was called inside the kept pause"
+    run_for(again, clock, 2)
+    assert recorder.runs["realtime"] and again.paused_until() is None
+    assert not pause_file.exists()                  # recovered: nothing kept any more
+    assert make_poller(clock, pause_file)[0].paused_until() is None
+
+
+@pytest.mark.parametrize("content", ["", "[]", '{"until": "2025-06-01T13:00:00"}',
+                                     '{"until": "tomorrow", "kind": "k", "error": "e"}'])
+def test_a_kept_pause_that_is_unreadable_is_no_pause(tmp_path, content):
+    pause_file = tmp_path / "pause.json"
+    pause_file.write_text(content)
+    clock = FakeClock(dt.datetime(2025, 6, 1, 12, 20, tzinfo=dt.timezone.utc))
+    assert make_poller(clock, pause_file)[0].paused_until() is None
+
+
+def test_a_kept_pause_that_has_ended_is_forgotten_and_a_login_pause_is_not_kept(tmp_path):
+    pause_file = tmp_path / "pause.json"
+    clock = FakeClock(dt.datetime(2025, 6, 1, 12, 20, tzinfo=dt.timezone.utc))
+    poller, _, recorder = make_poller(clock, pause_file)
+    recorder.failure = e999(clock)
+    poller.run_due()
+    clock.advance(2401)
+    assert make_poller(clock, pause_file)[0].paused_until() is None
+    assert not pause_file.exists()
+    poller, _, recorder = make_poller(clock, pause_file)
+    recorder.failure = LoginError("login: wrong password", login_state="0")
+    poller.run_due()
+    assert poller.paused_until() is not None and not pause_file.exists()
+
+
+def test_an_api_not_authorised_is_no_episode_and_no_pause(caplog):
+    clock = FakeClock(dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc))
+    fleet, runs = FleetState(), {"realtime": 0, "faults": 0}
+
+    def realtime() -> int:
+        runs["realtime"] += 1
+        return 1
+
+    def faults() -> int:
+        runs["faults"] += 1
+        raise ApiNotAuthorised("getFaultAlarmInfo is not authorised for this appkey",
+                               retry_at=clock.wall() + dt.timedelta(hours=1),
+                               endpoint="getFaultAlarmInfo", result_code="E900")
+    poller = Poller(fleet, [Job("realtime", 60, realtime), Job("faults", 60, faults)], clock,
+                    api_calls=lambda: sum(runs.values()), polling=POLLING)
+    poller.start()
+    caplog.set_level(logging.DEBUG, logger="sungrow2mqtt")
+    run_for(poller, clock, 600)
+    assert runs == {"realtime": 10, "faults": 10} and poller.paused_until() is None
+    assert not [r for r in caplog.records if "Cloud" in r.getMessage()]   # the client names it
+    outcomes = fleet.snapshot().outcomes
+    assert outcomes["realtime"].ok and not outcomes["faults"].ok
+    assert "getFaultAlarmInfo is not authorised" in str(outcomes["faults"].error)

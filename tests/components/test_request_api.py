@@ -7,21 +7,16 @@ import pytest
 
 from component_support import RecordingMqtt
 from sungrow2mqtt.components.request_api import (
+    NO_FIELDS,
     BadRequest,
-    Field,
     Request,
     RequestApi,
     RequestSpec,
 )
 from sungrow2mqtt.discovery import Topics
+from sungrow2mqtt.validation import Field, Section, integer
 
 TOPICS = Topics("s2m")
-
-
-def setting(value: Any) -> int:
-    if not isinstance(value, int) or not 0 <= value <= 100:
-        raise ValueError(f"soc_max must be an integer 0-100, got {value!r}")
-    return value
 
 
 def make_api(max_queued: int = 20):
@@ -34,9 +29,10 @@ def make_api(max_queued: int = 20):
             raise BadRequest("set", "13 is unlucky", request.transaction)
         return {"soc_max": request.params["soc_max"]}
 
-    # a component elsewhere (control, say) adds a request by registering one spec
-    api.register("set", RequestSpec({"soc_max": Field(setting, required=True)}, handle_set))
-    api.register("later", RequestSpec({}, lambda request: None))
+    # a component elsewhere (control, say) adds a request by registering one spec, its schema
+    # built from the validation toolkit's pieces
+    api.register("set", RequestSpec(Section((Field("soc_max", integer(0, 100)),)), handle_set))
+    api.register("later", RequestSpec(NO_FIELDS, lambda request: None))
     api.start()
     return api, mqtt, handled
 
@@ -56,8 +52,8 @@ def test_a_registered_request_is_validated_queued_carried_out_and_answered():
 
 
 @pytest.mark.parametrize("payload,error", [
-    (b'{"soc_max": 190}', "soc_max must be an integer 0-100, got 190"),
-    (b"{}", "missing field(s): soc_max"),
+    (b'{"soc_max": 190}', "soc_max: expected an integer 0–100, got 190"),
+    (b"{}", "soc_max: required"),
     (b'{"soc_max": 13}', "13 is unlucky"),
 ])
 def test_a_refused_request_gets_one_error_envelope(payload, error):
@@ -86,4 +82,4 @@ def test_a_full_queue_is_answered_not_dropped_and_names_are_registered_once():
     assert answers(mqtt, "set") == [{"status": "error", "data": {}, "transaction": 2,
                                      "error": "too many requests queued; try again later"}]
     with pytest.raises(ValueError, match="not a new"):
-        api.register("set", RequestSpec({}, lambda request: None))
+        api.register("set", RequestSpec(NO_FIELDS, lambda request: None))

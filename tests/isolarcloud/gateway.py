@@ -9,6 +9,7 @@ a :class:`Reply` can trickle, redirect, carry odd headers or any body at all.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import uuid
 from collections import Counter
@@ -47,9 +48,11 @@ class Rendezvous:
     """The first ``parties`` requests that ``when`` selects wait for each other before they are
     answered: ``met`` proves they were in flight together (a sequential client never meets)."""
 
-    def __init__(self, parties: int, when: Callable[[str, Dict[str, Any]], bool]) -> None:
+    def __init__(self, parties: int, when: Callable[[str, Dict[str, Any]], bool],
+                 timeout: float = 5.0) -> None:
         self.parties = parties
         self.when = when
+        self.timeout = timeout
         self._arrived = 0
         self._timed_out = False
         self._cond = threading.Condition()
@@ -67,7 +70,8 @@ class Rendezvous:
                 return
             self._arrived += 1
             self._cond.notify_all()
-            if not self._cond.wait_for(lambda: self._arrived >= self.parties, timeout=10):
+            if not self._cond.wait_for(lambda: self._arrived >= self.parties,
+                                       timeout=self.timeout):
                 self._timed_out = True
 
 
@@ -86,8 +90,7 @@ class Gateway:
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"gateway": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
                                         daemon=True)
 
@@ -131,6 +134,14 @@ class Gateway:
         if not token_ok or service in self.denied:
             return envelope(None, "E900", "Unauthorized access")
         return envelope({"pageList": [], "rowCount": 0})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):   # a client hanging up is no news
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

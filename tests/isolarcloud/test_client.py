@@ -286,7 +286,7 @@ def test_repeated_request_is_retried_with_a_new_nonce(encrypted_simulator):
     assert len(client.get_power_station_list()) == 2
 
 
-@pytest.mark.parametrize("mode", ["http500", "http503", "garbage", "ratelimit429"])
+@pytest.mark.parametrize("mode", ["http500", "http503", "garbage"])
 def test_transient_failures_are_retried(simulator, mode):
     client = make_client(simulator)
     client.login()
@@ -295,11 +295,21 @@ def test_transient_failures_are_retried(simulator, mode):
     assert client.transport.stats.retries == 2
 
 
+def test_http_429_is_retried_after_a_refill_and_is_not_a_failed_attempt(simulator):
+    client = make_client(simulator, max_retries=0)
+    client.login()
+    simulator.fail_next(3, "ratelimit429")
+    assert len(client.get_power_station_list()) == 2
+    stats = client.transport.stats
+    assert (stats.retries, stats.rate_limited) == (0, 3)
+    assert stats.rate_limit_waits > 0                 # each retry waited for the bucket
+
+
 def test_timeouts_are_retried_then_reported(simulator):
     client = make_client(simulator, timeout=0.3, max_retries=1)
     client.login()
     simulator.fail_next(2, "timeout", delay=1.0)
-    with pytest.raises(errors.ServerError, match="no answer within"):
+    with pytest.raises(errors.ServerError, match="no complete answer within"):
         client.get_power_station_list()
 
 
@@ -318,8 +328,17 @@ def test_unreachable_server_is_a_server_error():
     from sungrow2mqtt.isolarcloud.transport import Transport
     transport = Transport(f"http://127.0.0.1:{free_port()}", "a" * 32, "b" * 32,
                           max_retries=1, backoff_base=0.01)
-    with pytest.raises(errors.ServerError, match="cannot connect"):
+    with pytest.raises(errors.ConnectionFailed, match="cannot connect.*Connection refused"):
         IsolarCloudClient(transport, "user", "pw").login()
+
+
+def test_a_connection_lost_mid_call_is_no_connection_failure(simulator):
+    client = make_client(simulator, max_retries=1)
+    client.login()
+    simulator.fail_next(2, "timeout", delay=0)           # the server hangs up without answering
+    with pytest.raises(errors.ServerError, match="connection lost") as info:
+        client.get_power_station_list()
+    assert not isinstance(info.value, errors.ConnectionFailed)
 
 
 def test_rate_limit_headers_make_the_client_wait_instead_of_being_refused():

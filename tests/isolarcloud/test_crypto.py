@@ -116,3 +116,29 @@ def test_nonce_and_key_shapes():
     assert len(nonces) == 200
     assert all(re.fullmatch(r"[A-Za-z0-9]{32}", n) for n in nonces)
     assert re.fullmatch(r"[A-Za-z0-9]{16}", crypto.new_aes_key())
+
+
+def test_the_crypto_library_is_loaded_only_when_encryption_is_configured():
+    """Plain use (the service's whole import graph and a plain transport) never imports the
+    crypto library; an encrypted transport does."""
+    import subprocess
+    import sys
+    public = crypto.public_key_base64(RSA.import_key(PRIVATE_PEM))
+    script = (
+        "import sys\n"
+        "import sungrow2mqtt.cli, sungrow2mqtt.service\n"
+        "from sungrow2mqtt.isolarcloud.transport import Transport\n"
+        "Transport('eu', 'a' * 32, 'b' * 32)\n"
+        "print('plain', any(m.startswith('Crypto') for m in sys.modules))\n"
+        f"Transport('eu', 'a' * 32, 'b' * 32, rsa_public_key={public!r})\n"
+        "print('encrypted', any(m.startswith('Crypto') for m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.split() == ["plain", "False", "encrypted", "True"]
+
+
+def test_crypto_errors_are_the_projects_errors():
+    from sungrow2mqtt.errors import Sungrow2MqttError
+    with pytest.raises(Sungrow2MqttError):
+        crypto.aes_decrypt_hex("not hex", KEY)
+    assert issubclass(crypto.CryptoError, ValueError)

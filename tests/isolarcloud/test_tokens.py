@@ -147,3 +147,24 @@ def test_e00003_on_a_token_just_issued_does_not_log_in_again(simulator, caplog):
     assert simulator.call_counts()["login"] == 1
     assert client.denied_apis() == {}
 
+
+
+def test_a_denied_api_tried_again_after_the_hold_costs_no_login_while_the_token_works(
+        gateway, caplog):
+    now = [1000.0]
+    gateway.denied.add(DENIED)
+    client = make_client(gateway, clock=lambda: now[0], denied_for=600)
+    with pytest.raises(errors.ApiNotAuthorised):
+        client.get_fault_alarm_info()           # fresh token: denied, no second login
+    for _ in range(3):                           # every hold ends with the API still denied
+        now[0] += 601
+        assert client.get_power_station_list() == []
+        with pytest.raises(errors.ApiNotAuthorised):
+            client.get_fault_alarm_info()
+    assert gateway.calls["login"] == 1 and gateway.calls[DENIED] == 4
+    assert set(client.denied_apis()) == {DENIED}
+    lines = [r for r in caplog.records if "not authorised" in r.getMessage()]
+    assert len(lines) == 4                       # one line per hold, none in between
+    now[0] += 601
+    gateway.kill_tokens()                        # a dead token is still told apart by a login
+    assert client.get_power_station_list() == [] and gateway.calls["login"] == 2

@@ -47,7 +47,8 @@ OUTAGES = {
     "http500": Outage(_inject("http500"), "HTTP 500"),
     "http503": Outage(_inject("http503"), "HTTP 503"),
     "garbage-body": Outage(_inject("garbage"), "not JSON"),
-    "timeout": Outage(_inject("timeout", delay=1.5), "no answer within 1 s", timeout_mode=True),
+    "timeout": Outage(_inject("timeout", delay=1.5), "no complete answer within 1 s",
+                      timeout_mode=True),
     "internal-error-code": Outage(_inject("code", code="-1"), "-1"),
     "e910-repeated": Outage(_inject("code", code="E910"), "E910", encrypted=True),
 }

@@ -130,6 +130,22 @@ def test_unknown_ps_keys_are_listed_in_fail_ps_key_list(sim) -> None:
     assert malformed["result_code"] == "010"
 
 
+def test_unserved_devices_stay_listed_but_realtime_names_them_in_fail_ps_key_list(sim) -> None:
+    client = Client(sim)
+    sim.unserve_devices(ESS)
+    data = client.data("getDeviceRealTimeData", device_type="14", point_id_list=["13011"],
+                       ps_key_list=[ESS])
+    assert data == {"fail_ps_key_list": [ESS], "device_point_list": []}
+    listed = client.data("getDeviceListByUser", curPage=1, size=100)["pageList"]
+    assert ESS in [row["ps_key"] for row in listed]
+    requests.post(f"{sim.url}/_sim/serve", json={"ps_keys": [ESS]}, timeout=10)
+    served = client.data("getDeviceRealTimeData", device_type="14", point_id_list=["13011"],
+                         ps_key_list=[ESS])
+    assert served["fail_ps_key_list"] == [] and len(served["device_point_list"]) == 1
+    with pytest.raises(ValueError, match="unknown ps_key"):
+        sim.unserve_devices("999_14_1_1")
+
+
 # ---------------------------------------------------------------------------------------------
 # ratio points
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +205,19 @@ def test_ratio_scale_checks_its_arguments(sim) -> None:
     answer = requests.post(f"{sim.url}/_sim/ratio-scale", json={"ps_key": ESS,
                                                                 "scale": "percent"}, timeout=10)
     assert answer.json() == {"ok": True} and sim.fleet.percent_ratios == {ESS}
+
+
+def test_a_pinned_reading_is_sent_exactly_until_unpinned(sim) -> None:
+    client = Client(sim)
+    sim.set_ratio_scale(ESS, "percent")
+    sim.pin_reading(ESS, 13141, "1.0")
+    assert client.points([ESS], 14, [13141, 13011])[ESS]["p13141"] == "1.0"
+    answer = requests.post(f"{sim.url}/_sim/reading",
+                           json={"ps_key": ESS, "point_id": 13141, "value": None}, timeout=10)
+    assert answer.json() == {"ok": True}
+    assert float(client.points([ESS], 14, [13141])[ESS]["p13141"]) > 1.0
+    with pytest.raises(ValueError, match="unknown ps_key"):
+        sim.pin_reading("1_14_1_1", 13141, "1.0")
 
 
 # ---------------------------------------------------------------------------------------------
