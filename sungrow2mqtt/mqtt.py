@@ -15,9 +15,8 @@ import logging
 import socket
 import ssl
 import threading
-import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Set
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -77,7 +76,8 @@ class MqttConnection:
         self.on_connected: List[Callable[[], None]] = []
         self.stats = PublishStats()
         self._handlers: Dict[str, MessageHandler] = {}
-        self._pending: Dict[int, paho.MQTTMessageInfo] = {}
+        self._pending: Dict[int, paho.MQTTMessageInfo] = {}   # QoS 1 sent, not acknowledged
+        self._acked_early: Set[int] = set()    # acknowledged before publish() could note them
         self._cond = threading.Condition()
         self._connected = False
         self._network_thread: Optional[int] = None   # paho's thread: it must never wait here
@@ -157,13 +157,23 @@ class MqttConnection:
             return self._refused(topic, paho.error_string(info.rc))
         with self._cond:
             self.stats.accepted += 1
-            if qos > 0 and not info.is_published():
-                self._pending[info.mid] = info
+            self._track(info, qos)
             recovered, self._refusing = self._refusing, False
         if recovered:
             log.warning("Publishing works again; %d publish(es) were refused so far",
                         self.stats.refused)
         return True
+
+    def _track(self, info: paho.MQTTMessageInfo, qos: int) -> None:
+        """Note a QoS 1 publish until its acknowledgement (call with the lock held).
+
+        paho calls ``on_publish`` before it marks the message published, so an acknowledgement
+        that overtakes the publishing thread is remembered there, not left pending for ever.
+        """
+        early = info.mid in self._acked_early
+        self._acked_early.discard(info.mid)
+        if qos > 0 and not early and not info.is_published():
+            self._pending[info.mid] = info
 
     def _wait_for_room(self, backlog: int) -> bool:
         """Whether fewer than ``backlog`` publishes are unacknowledged, waiting for the broker
@@ -189,16 +199,8 @@ class MqttConnection:
 
     def wait_published(self, timeout: float) -> bool:
         """Block until the broker acknowledged every QoS 1 publish so far (or timeout)."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending:
-                for mid in [m for m, info in self._pending.items() if info.is_published()]:
-                    del self._pending[mid]
-                remaining = deadline - time.monotonic()
-                if not self._pending or remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, 0.5))
-            return not self._pending
+            return self._cond.wait_for(lambda: not self._pending, timeout)
 
     def stop(self, timeout: float = 3.0) -> None:
         """Publish ``offline``, wait briefly for the acknowledgements and disconnect cleanly."""
@@ -232,7 +234,9 @@ class MqttConnection:
         with self._cond:
             self._connected = True
             self._cond.notify_all()
-        client.publish(self.state_topic, ONLINE, qos=1, retain=True)
+        online = client.publish(self.state_topic, ONLINE, qos=1, retain=True)
+        with self._cond:
+            self._track(online, 1)
         for callback in list(self.on_connected):
             try:
                 callback()
@@ -286,7 +290,8 @@ class MqttConnection:
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any,
                     properties: Any = None) -> None:
         with self._cond:
-            self._pending.pop(mid, None)
+            if self._pending.pop(mid, None) is None:
+                self._acked_early.add(mid)
             self._cond.notify_all()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:

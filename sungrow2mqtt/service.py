@@ -1,7 +1,9 @@
 """The controller: builds the components, wires them together, starts and stops them.
 
-All cloud work runs on one worker thread, so calls are serialised and the quota is easy to reason
-about; MQTT callbacks only validate requests and queue them.  The main thread only waits for a
+One worker thread owns the schedule, the quota and the fleet's updates; the calls of a job go out
+together on the client's small pool (one round trip per poll), under its client-side copy of the
+gateway's rate bucket.  The announcer's thread sends discovery configs and republishes; MQTT
+callbacks only validate requests and queue them.  The main thread only waits for a
 stop signal, so a stop publishes ``offline`` and exits within seconds even while an HTTP call is
 still waiting.
 """
@@ -72,9 +74,13 @@ class Service:
                               plants=config.plants,
                               ratios=RatioPoints(state_path(config, "ratio_points.json")))
         polling = config.polling
-        jobs = [Job("devices", polling.devices, self.jobs.refresh_devices),
-                Job("realtime", polling.realtime, self.jobs.poll_realtime),
-                Job("faults", polling.faults, self.jobs.poll_faults)]
+        calls_of = self.jobs.calls_of
+        jobs = [Job("devices", polling.devices, self.jobs.refresh_devices,
+                    calls=calls_of("devices")),
+                Job("realtime", polling.realtime, self.jobs.poll_realtime,
+                    calls=calls_of("realtime")),
+                Job("faults", polling.faults, self.jobs.poll_faults,
+                    early=self.jobs.start_faults, calls=calls_of("faults"))]
         self.poller = Poller(self.fleet, jobs, clock, api_calls=api_calls, polling=polling,
                              pause_file=state_path(config, "pause.json"))
         self.publisher = Publisher(self.mqtt, topics, self.fleet, api_calls=api_calls,
