@@ -96,13 +96,13 @@ class Poller:
         The first time every job ran, the quota fit is checked.
         """
         now = self._clock.monotonic()
-        due = [kind for kind in self._jobs if self._due.get(kind, float("inf")) <= now]
+        due = {kind: at for kind, at in self._due.items() if at <= now}
         if not due:
             return
-        self.run_wave(dict.fromkeys(due))
-        for kind in due:
+        self.run_wave(dict.fromkeys(kind for kind in self._jobs if kind in due))
+        for kind, at in due.items():
             interval = self._jobs[kind].interval
-            self._due[kind] += interval
+            self._due[kind] = at + interval
             if self._due[kind] <= self._clock.monotonic():   # overran: skip the missed beats
                 self._due[kind] = self._clock.monotonic() + interval
         if len(due) == len(self._jobs) and not self._fit_checked:
