@@ -209,7 +209,7 @@ def map_realtime_row(specs: Iterable[PointSpec], row: Mapping[str, Any], tz: dt.
     """
     values: Values = {}
     for spec in specs:
-        value = spec.convert(row.get(f"p{spec.point_id}"))
+        value = spec.convert(row.get(spec.api_key))
         if value is not None:
             values[spec.key] = value
     values[LAST_UPDATE] = (parse_device_time(row.get("device_time"), tz)
