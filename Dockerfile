@@ -42,7 +42,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-COPY setup.cfg setup.py README.md ./
+COPY pyproject.toml setup.cfg setup.py README.md ./
 COPY sungrow2mqtt ./sungrow2mqtt
 
 # The project's wheel plus a wheel of every dependency (downloaded or built here).

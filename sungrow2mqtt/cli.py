@@ -71,8 +71,9 @@ def describe_error(exc: BaseException) -> str:
 # -- commands -----------------------------------------------------------------------------------
 
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
-    """Log in and list plants, devices and the call quota."""
+    """Log in and list plants, devices and the call quota; then connect to the broker."""
     from sungrow2mqtt.catalog import load_catalog
+    from sungrow2mqtt.mqtt import check_broker
     from sungrow2mqtt.service import make_client
 
     catalog = load_catalog(config.points.catalog)
@@ -101,6 +102,7 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         print(f"API calls made by this check: {client.transport.stats.total}")
     finally:
         client.close()
+    print(f"\nMQTT:     broker {check_broker(config.mqtt)}: connected", flush=True)
     return EXIT_OK
 
 
@@ -130,14 +132,20 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     """Serve the built-in Open API simulator until interrupted."""
     from sungrow2mqtt.simulator import SimulatorServer, config_block
 
+    stop = threading.Event()
+    stopped_by: List[int] = []
+
+    def stop_on(signum: int, frame: Any) -> None:
+        stopped_by.append(signum)
+        stop.set()
+    # before the server starts: a signal that comes while it starts up must not be lost
+    signal.signal(signal.SIGTERM, stop_on)
+    signal.signal(signal.SIGINT, stop_on)
     server = SimulatorServer(args.host, args.port, encrypted=args.encrypted,
                              start_time=args.start, token_error=args.token_error,
                              burst_capacity=args.burst, replenish_rate=args.replenish_rate,
                              latency=args.latency)
     server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     if args.public_key_file and server.public_key:
         with open(args.public_key_file, "w", encoding="ascii") as handle:
             handle.write(server.public_key + "\n")
@@ -148,10 +156,11 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     print("Paste this into config.yaml (demo credentials of the simulator, not secrets):\n")
     print(config_block(server), flush=True)
     try:
-        stop.wait()
+        while not stop.wait(0.5):   # a timeout: a blocked wait() may never see the signal
+            pass
     finally:
         server.stop()
-    return EXIT_OK
+    return EXIT_INTERRUPTED if signal.SIGINT in stopped_by else EXIT_OK
 
 
 def _sim_instant(text: str) -> float:
@@ -212,7 +221,7 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
     from sungrow2mqtt.catalog import load_catalog
     from sungrow2mqtt.components.bridge_requests import HISTORY
     from sungrow2mqtt.components.request_api import BadRequest, parse_fields
-    from sungrow2mqtt.history import fetch_history_range
+    from sungrow2mqtt.history import fetch_history_range, split_range
     from sungrow2mqtt.model import PLANT_DEVICE_TYPE, device_from_row, plant_from_row
     from sungrow2mqtt.service import make_client
 
@@ -220,7 +229,8 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
                "end": args.end, "interval": args.interval}
     try:
         params = parse_fields("history", request, HISTORY)
-    except BadRequest as exc:
+        split_range(args.interval, args.start, args.end)       # dates readable and in order
+    except (BadRequest, ValueError) as exc:
         fail(str(exc))
         return EXIT_CONFIG
     ps_key = params["ps_key"]
@@ -237,10 +247,17 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
             {"ps_key": ps_key, "device_type": ps_key.device_type}, plant,
             catalog.device_type_name(ps_key.device_type))
 
+        terminal = sys.stderr.isatty()
+
         def progress(done: int, total: int) -> None:
+            """One updating line on a terminal; one line per window in a log or a pipe."""
             if total > 1:
-                print(f"\rdownloading window {done}/{total}", end="" if done < total else "\n",
-                      file=sys.stderr, flush=True)
+                line = f"downloading window {done}/{total}"
+                if terminal:
+                    print("\r" + line, end="" if done < total else "\n", file=sys.stderr,
+                          flush=True)
+                else:
+                    print(line, file=sys.stderr, flush=True)
         result = fetch_history_range(client, catalog, device, params, progress)
     finally:
         client.close()
@@ -319,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
               "sungrow2mqtt run -c /etc/sungrow2mqtt/config.yaml", [with_config])
     run.add_argument("--once", action="store_true",
                      help="one full cycle, wait for the broker's acknowledgements, exit")
-    add("check", cmd_check, "log in and list plants, devices and the call quota",
+    add("check", cmd_check, "log in, list plants, devices and the call quota, test the broker",
         "sungrow2mqtt check -c config.yaml", [with_config])
     points = add("points", cmd_points, "print a device type's open points as catalog YAML",
                  "sungrow2mqtt points -c config.yaml --device-type 14 > my_points.yaml",

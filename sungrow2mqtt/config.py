@@ -141,6 +141,25 @@ class PointsConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    """Whether inverter settings may be changed over MQTT, and on which plants and devices.
+
+    Off unless asked: writing settings to someone's inverter must be a decision.  Empty
+    ``plants`` and ``devices`` mean every bridged device whose settings the cloud lets this
+    account change.
+    """
+
+    enabled: bool
+    plants: Tuple[int, ...]
+    devices: Tuple[str, ...]
+
+    def allows(self, ps_id: int, serial: str, ps_key: str) -> bool:
+        """Whether a device may be controlled by this configuration."""
+        return self.enabled and (not self.plants or ps_id in self.plants) and (
+            not self.devices or serial in self.devices or ps_key in self.devices)
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     """How talkative the service is."""
 
@@ -157,6 +176,7 @@ class Config:
     polling: PollingConfig
     plants: Tuple[int, ...]
     points: PointsConfig
+    control: ControlConfig
     logging: LoggingConfig
     source: str
 
@@ -247,7 +267,11 @@ def _plant_id(value: Any) -> int:
     return ps_id
 
 
-def _unique(ids: List[int]) -> Tuple[int, ...]:
+_device_id = matching(r"[A-Za-z0-9_.-]{1,64}",
+                      "a device serial number or ps_key (like A2231234567 or 1234567_14_1_1)")
+
+
+def _unique(ids: List[Any]) -> Tuple[Any, ...]:
     return tuple(dict.fromkeys(ids))
 
 
@@ -286,8 +310,20 @@ def _finish_polling(problems: Problems, path: str, values: Dict[str, Any]) -> No
                                             "fast; use it for testing only")
 
 
+def _finish_control(problems: Problems, path: str, values: Dict[str, Any]) -> None:
+    if values.get("enabled") is False and (values.get("plants") or values.get("devices")):
+        problems.warn(join(path, "enabled"), "control is off, so control.plants and "
+                                             "control.devices have no effect")
+
+
 def _finish_config(problems: Problems, path: str, values: Dict[str, Any]) -> None:
     values["source"] = problems.source
+    plants, control = values.get("plants"), values.get("control")
+    if plants and control is not None:
+        for ps_id in control.plants:
+            if ps_id not in plants:
+                problems.warn("control.plants", f"plant {ps_id} is not bridged (not in plants), "
+                                                "so it cannot be controlled")
 
 
 # --- the schema ---------------------------------------------------------------------------------
@@ -340,6 +376,12 @@ def _schema(resolve: Callable[[str], Path]) -> Section:
         Field("points", Section((
             Field("catalog", path(must_exist=True), None),
         ), PointsConfig), None),
+        Field("control", Section((
+            Field("enabled", boolean, False),
+            Field("plants", ListOf(_plant_id, "a list of plant ids (ps_id)", _unique), None),
+            Field("devices", ListOf(_device_id, "a list of device serial numbers or ps_keys",
+                                    _unique), None),
+        ), ControlConfig, _finish_control), None),
         Field("logging", Section((
             Field("level", choice(LOG_LEVELS), "INFO"),
         ), LoggingConfig), None),

@@ -96,7 +96,8 @@ def _entity_id_keys(component: str, object_id: str) -> Payload:
     return {"object_id": object_id, "default_entity_id": f"{component}.{object_id}"}
 
 
-def _common(device: Device, topics: Topics, component: str, key: str, name: str) -> Payload:
+def entity_common(device: Device, topics: Topics, component: str, key: str, name: str) -> Payload:
+    """What every entity of a device carries: name, ids, availability, device and origin."""
     return {
         "name": name,
         "unique_id": f"{node_id(device)}_{key}",
@@ -109,7 +110,7 @@ def _common(device: Device, topics: Topics, component: str, key: str, name: str)
 
 def sensor_config(device: Device, spec: PointSpec, topics: Topics) -> Tuple[str, Payload]:
     """Discovery topic and payload of one catalog point of one device."""
-    payload = _common(device, topics, "sensor", spec.key, spec.name)
+    payload = entity_common(device, topics, "sensor", spec.key, spec.name)
     payload.update({
         "state_topic": topics.state(device.ps_key),
         "value_template": "{{ value_json.%s }}" % spec.key,
@@ -132,7 +133,7 @@ def sensor_config(device: Device, spec: PointSpec, topics: Topics) -> Tuple[str,
 
 def problem_config(device: Device, topics: Topics) -> Tuple[str, Payload]:
     """A ``problem`` binary sensor: ON while the device has an open fault or alarm."""
-    payload = _common(device, topics, "binary_sensor", "problem", "Problem")
+    payload = entity_common(device, topics, "binary_sensor", "problem", "Problem")
     payload.update({
         "state_topic": topics.faults(device.ps_key),
         "value_template": "{{ value_json.problem }}",
@@ -151,7 +152,7 @@ def data_time_config(device: Device, topics: Topics) -> Tuple[str, Payload]:
     The cloud refreshes about every 5 minutes and may lag more; this shows how old the other
     sensors' values are (``last_update`` of the state: ``device_time`` in the plant's zone).
     """
-    payload = _common(device, topics, "sensor", "data_time", "Data time")
+    payload = entity_common(device, topics, "sensor", "data_time", "Data time")
     payload.update({
         "state_topic": topics.state(device.ps_key),
         "value_template": "{{ value_json.last_update }}",

@@ -29,8 +29,20 @@ def status_path(config: Config) -> Optional[Path]:
 
 
 def write_status(path: Path, status: Mapping[str, Any]) -> None:
-    """Write the status atomically, stamped with the time."""
-    atomic_write(path, json.dumps({**status, "written_at": time.time()}))
+    """Write the status atomically, stamped with the time and the writer's process id."""
+    atomic_write(path, json.dumps({**status, "written_at": time.time(), "pid": os.getpid()}))
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists (health runs in the bridge's pid namespace:
+    the same container, or the host for systemd)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:      # exists, but belongs to another user (systemd's DynamicUser)
+        return True
+    return True
 
 
 def check_health(config: Config, now: Optional[float] = None) -> Tuple[bool, str]:
@@ -44,6 +56,10 @@ def check_health(config: Config, now: Optional[float] = None) -> Tuple[bool, str
         return False, f"no status file at {path} (is the bridge running?)"
     except (OSError, ValueError) as exc:
         return False, f"cannot read {path}: {type(exc).__name__}"
+    pid = status.get("pid")
+    if isinstance(pid, int) and not _running(pid):
+        # e.g. after `run --once`: its last status said "connected", but nobody runs now
+        return False, f"the bridge that wrote {path} (pid {pid}) is not running"
     age = (now or time.time()) - float(status.get("written_at", 0))
     max_age = max(MIN_MAX_AGE, 3.0 * config.polling.realtime)
     if age > max_age:

@@ -36,6 +36,14 @@ def _parse(text: str, formats: Tuple[str, ...], field: str) -> dt.datetime:
                      .replace("%H", "hh").replace("%M", "mm").replace("%S", "ss"))
 
 
+def _in_order(first: dt.datetime, last: dt.datetime, start: str, end: str, *,
+              minutes: bool = False) -> None:
+    """A minute range needs two different times; a day, month or year range may be one.
+    (One window's order is the client's check; a range must be checked before it is split.)"""
+    if first > last or (minutes and first == last):
+        raise ValueError(f"start: {start!r} must come before end {end!r}")
+
+
 def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
                   params: Mapping[str, Any]) -> Dict[str, Any]:
     """``{"series": {key: [{"time", "value"}]}, "points": {...}}`` for one device and interval.
@@ -100,19 +108,22 @@ def split_range(interval: str, start: str, end: str) -> List[Tuple[str, str]]:
     """Consecutive windows within the document's limits covering ``start``..``end``.
 
     For downloads longer than one call may ask for (3 h of minutes, 100 days, 24 months,
-    5 years); the windows share no sample, so merged series have no duplicates.
+    5 years); the windows share no sample, so merged series have no duplicates. Raises
+    ValueError for unreadable or reversed dates, so there is always at least one window.
     """
     if interval == "minute":
         first, last = _parse(start, _MINUTE_FORMATS, "start"), _parse(end, _MINUTE_FORMATS, "end")
-        windows, step = [], MAX_MINUTE_WINDOW
+        _in_order(first, last, start, end, minutes=True)
+        windows = []
         while first < last:
-            stop = min(first + step, last)
+            stop = min(first + MAX_MINUTE_WINDOW, last)
             windows.append((first.strftime("%Y%m%d%H%M%S"), stop.strftime("%Y%m%d%H%M%S")))
             first = stop + dt.timedelta(minutes=1)
         return windows
     query_type, formats, api_format, _ = _PERIODS[interval]
     limit = HISTORY_QUERY_TYPES[query_type][1]
     first, last = _parse(start, formats, "start"), _parse(end, formats, "end")
+    _in_order(first, last, start, end)
     windows = []
     while first <= last:
         stop = min(_advance(first, interval, limit - 1), last)

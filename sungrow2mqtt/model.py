@@ -89,6 +89,7 @@ class Device:
     serial: str
     firmware: Optional[str]
     tz: dt.tzinfo
+    uuid: str = ""          # the device list's uuid: parameter setting (control) addresses it
 
     @property
     def is_plant(self) -> bool:
@@ -135,7 +136,8 @@ def device_from_row(row: Mapping[str, Any], plant: Device, type_name: str) -> De
                          if _text(firmware_info.get(f))), None)
     return Device(ps_key=ps_key, ps_id=plant.ps_id, device_type=device_type, type_name=type_name,
                   name=f"{model} {serial}".strip() if serial else f"{model} {ps_key}",
-                  model=model, serial=serial, firmware=firmware, tz=plant.tz)
+                  model=model, serial=serial, firmware=firmware, tz=plant.tz,
+                  uuid=_text(row.get("uuid")))
 
 
 # getPowerStationList ps_type (section 2.3)

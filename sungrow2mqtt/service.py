@@ -27,9 +27,12 @@ from sungrow2mqtt.components.ratios import RatioPoints
 from sungrow2mqtt.components.refresh import RefreshCoalescer
 from sungrow2mqtt.components.request_api import RequestApi
 from sungrow2mqtt.config import Config, IsolarCloudConfig
+from sungrow2mqtt.control import load_parameters
+from sungrow2mqtt.control.component import SET_REQUEST, Control
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.health import state_path, status_path
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
+from sungrow2mqtt.isolarcloud.params import ParameterClient
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Transport
 from sungrow2mqtt.mqtt import MqttConnection
@@ -61,6 +64,7 @@ class Service:
         clock = clock or Clock()
         self.config = config
         self.stop_event = threading.Event()
+        self.stopped_by: Optional[int] = None      # the signal that stopped run_forever
         self.catalog = load_catalog(config.points.catalog)
         self.client = make_client(config.isolarcloud, stop_event=self.stop_event)
         topics = Topics(config.mqtt.base_topic, config.homeassistant.prefix)
@@ -87,7 +91,7 @@ class Service:
                                    status_file=status_path(config),
                                    denied_apis=self.client.denied_apis)
         self.announcer = Announcer(self.mqtt, topics, self.catalog, config.homeassistant,
-                                   on_republish=self.publisher.republish)
+                                   on_republish=self._republish_states)
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
         self.fleet.listen(self.publisher)     # its first state arrives
         self.requests = RequestApi(self.mqtt, topics)
@@ -98,6 +102,13 @@ class Service:
                                           self.refresh, self.client, self.catalog,
                                           topics).items():
             self.requests.register(name, spec)
+        # built even when disabled: `set` requests are then refused with the reason
+        self.control = Control(config.control, load_parameters(), ParameterClient(self.client),
+                               self.client, self.mqtt, topics, self.announcer,
+                               respond=self.requests.respond,
+                               paused_until=self.poller.paused_until, clock=clock)
+        self.fleet.listen(self.control)       # after the announcer: its configs go through it
+        self.requests.register(SET_REQUEST, self.control.request_spec())
         self.mqtt.on_connected.append(self.republish)
         self.worker: Optional[threading.Thread] = None
 
@@ -106,12 +117,19 @@ class Service:
         the announcer's thread carries it, so paho's own thread never waits for the broker."""
         self.announcer.republish()
 
+    def _republish_states(self) -> None:
+        """The announcer's republish: states, faults and info, then the control's read-backs
+        (the configs follow on the announcer's thread)."""
+        self.publisher.republish()
+        self.control.republish()
+
     def start(self, *, worker: bool = True) -> None:
         """Start the components and connect; the worker thread polls and answers requests."""
         for component in (self.publisher, self.announcer, self.requests, self.poller):
             component.start()
         self.mqtt.start()
         if worker:
+            self.control.start()          # not for run --once: no writes in a single cycle
             if self.config.polling.realtime < CLOUD_REFRESH:
                 log.warning("polling.realtime is %g s: the cloud refreshes realtime values about "
                             "every %d s, so polling faster spends API calls on the same values",
@@ -124,6 +142,7 @@ class Service:
         self.stop_event.set()
         for component in (self.poller, self.requests, self.announcer):
             component.stop()
+        self.control.stop()               # queued writes get their refusal while connected
         self.mqtt.stop()
         self.publisher.stop()             # the status file now says "not connected"
         if self.worker is not None:
@@ -166,17 +185,20 @@ class Service:
             self.stop()
 
     def run_forever(self) -> int:
-        """Poll until SIGTERM/SIGINT, then publish ``offline`` and return 0."""
+        """Poll until SIGTERM/SIGINT, then publish ``offline``; 0 for SIGTERM (a normal stop
+        by systemd or Docker), 130 for SIGINT (Ctrl-C, as a shell reports it)."""
         self._install_signal_handlers()
         self.start()
-        self.stop_event.wait()
+        while not self.stop_event.wait(1.0):   # a timeout: a signal that lands just before a
+            pass                               # blocking wait() would never be handled
         log.info("Stopping")
         self.stop()
-        return 0
+        return 130 if self.stopped_by == signal.SIGINT else 0
 
     def _install_signal_handlers(self) -> None:
         def stop(signum: int, frame: Any) -> None:
             log.info("Received %s", signal.Signals(signum).name)
+            self.stopped_by = signum
             self.stop_event.set()
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

@@ -328,6 +328,7 @@ def full_options(tmp_path: Path) -> Dict[str, Any]:
         "polling": {"realtime": 600, "faults": 900, "devices": 7200, "min_refresh_spacing": 2.5},
         "plants": [1563218, 7654321],
         "points": {"catalog": str(tmp_path / "points.yaml")},
+        "control": {"enabled": True, "plants": [1563218], "devices": ["A2231234567"]},
         "logging": {"level": "WARNING"},
     }
 
@@ -396,6 +397,8 @@ def test_every_option_reaches_the_config(tmp_path):
             parsed.polling.min_refresh_spacing) == (600, 900, 7200, 2.5)
     assert parsed.plants == (1563218, 7654321)
     assert parsed.points.catalog == tmp_path / "points.yaml"
+    assert (parsed.control.enabled, parsed.control.plants, parsed.control.devices) == (
+        True, (1563218,), ("A2231234567",))
     assert parsed.logging.level == "WARNING"
 
 
@@ -405,7 +408,7 @@ def test_the_default_options_give_the_loaders_defaults(tmp_path):
     reference = parse_config({"isolarcloud": {
         "server": "eu", "appkey": "a" * 32, "access_key": "b" * 32, "username": "u",
         "password": "p"}, "mqtt": {"host": "broker.lan"}}, environ={})
-    for section in ("homeassistant", "polling", "points", "logging", "plants"):
+    for section in ("homeassistant", "polling", "points", "control", "logging", "plants"):
         assert getattr(parsed, section) == getattr(reference, section), section
     assert dataclasses.replace(parsed.mqtt, password=None) == reference.mqtt
     assert (parsed.isolarcloud.language, parsed.isolarcloud.timeout) == ("_en_US", 20)

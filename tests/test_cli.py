@@ -25,15 +25,17 @@ def run_cli(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = 6
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def write_config(tmp: Path, server: str, public_key: Optional[str] = None, **overrides: str
-                 ) -> Path:
+def write_config(tmp: Path, server: str, public_key: Optional[str] = None, *,
+                 mqtt_port: Optional[int] = None, **overrides: str) -> Path:
     section = {"server": server, "appkey": DEFAULT_CREDENTIALS.appkey,
                "access_key": DEFAULT_CREDENTIALS.access_key,
                "username": DEFAULT_CREDENTIALS.username, "password": "${SIM_PASSWORD}",
                "rsa_public_key": public_key, "token_file": None, "timeout": 2}
     section.update(overrides)
     path = tmp / "config.yaml"
-    path.write_text(yaml.safe_dump({"isolarcloud": section}))
+    # no broker given: a port where nothing listens
+    mqtt = {"host": "127.0.0.1", "port": mqtt_port or free_port()}
+    path.write_text(yaml.safe_dump({"isolarcloud": section, "mqtt": mqtt}))
     path.chmod(0o600)
     return path
 
@@ -42,10 +44,10 @@ ENV = {"SIM_PASSWORD": DEFAULT_CREDENTIALS.password}
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
-def test_check_lists_both_plants_and_all_devices(tmp_path, encrypted):
+def test_check_lists_both_plants_and_all_devices(tmp_path, encrypted, broker):
     with SimulatorServer(encrypted=encrypted, start_time=SIM_START) as sim:
-        result = run_cli("check", "-c", str(write_config(tmp_path, sim.url, sim.public_key)),
-                         env=ENV)
+        result = run_cli("check", "-c", str(write_config(tmp_path, sim.url, sim.public_key,
+                                                         mqtt_port=broker.port)), env=ENV)
         assert result.returncode == 0, result.stderr
         out = result.stdout
         for plant in sim.fleet.plants:
@@ -54,6 +56,7 @@ def test_check_lists_both_plants_and_all_devices(tmp_path, encrypted):
             if not device.virtual:
                 assert device.ps_key in out
         assert "Call quota" in out
+        assert f"broker 127.0.0.1:{broker.port}: connected" in out
         assert ("encrypted" in out) == encrypted
         for secret in SECRETS:
             assert secret not in out + result.stderr
@@ -93,6 +96,19 @@ def test_check_wrong_url_path(tmp_path):
     assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_check_tests_the_broker_too(tmp_path):
+    port = free_port()
+    with SimulatorServer(start_time=SIM_START) as sim:
+        result = run_cli("check", "-c", str(write_config(tmp_path, sim.url, mqtt_port=port)),
+                         env=ENV)
+    assert result.returncode == 1
+    assert "Call quota" in result.stdout                 # the cloud part was checked first
+    errors = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1, result.stderr
+    assert f"MQTT broker 127.0.0.1:{port} (mqtt.host/mqtt.port)" in errors[0], errors
+    assert "Traceback" not in result.stderr
+
+
 def test_check_config_error_exits_2_naming_the_key(tmp_path):
     path = write_config(tmp_path, "mars")
     result = run_cli("check", "-c", str(path), env=ENV)
@@ -100,9 +116,10 @@ def test_check_config_error_exits_2_naming_the_key(tmp_path):
     assert "isolarcloud.server" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_verbose_shows_debug_logs_without_secrets(tmp_path):
+def test_verbose_shows_debug_logs_without_secrets(tmp_path, broker):
     with SimulatorServer(start_time=SIM_START) as sim:
-        result = run_cli("check", "-v", "-c", str(write_config(tmp_path, sim.url)), env=ENV)
+        result = run_cli("check", "-v", "-c", str(write_config(tmp_path, sim.url,
+                                                               mqtt_port=broker.port)), env=ENV)
     assert result.returncode == 0
     assert "DEBUG" in result.stderr
     for secret in SECRETS:
@@ -110,7 +127,7 @@ def test_verbose_shows_debug_logs_without_secrets(tmp_path):
 
 
 @pytest.mark.parametrize("encrypted", [False, True])
-def test_simulate_prints_a_config_block_that_check_accepts(tmp_path, encrypted):
+def test_simulate_prints_a_config_block_that_check_accepts(tmp_path, encrypted, broker):
     port = free_port()
     args = [sys.executable, "-m", "sungrow2mqtt", "simulate", "--port", str(port)]
     if encrypted:
@@ -131,7 +148,7 @@ def test_simulate_prints_a_config_block_that_check_accepts(tmp_path, encrypted):
         assert config["isolarcloud"]["server"] == f"http://127.0.0.1:{port}"
         assert bool(config["isolarcloud"].get("rsa_public_key")) == encrypted
         path = tmp_path / "config.yaml"
-        path.write_text(block)
+        path.write_text(block + f"\nmqtt:\n  host: 127.0.0.1\n  port: {broker.port}\n")
         path.chmod(0o600)
         result = run_cli("check", "-c", str(path))
         assert result.returncode == 0, result.stderr

@@ -354,7 +354,7 @@ def test_missing_required_keys() -> None:
 def test_top_level_must_be_a_mapping() -> None:
     assert problems(["isolarcloud"]) == [
         ("config.yaml: expected a mapping of sections (isolarcloud, mqtt, homeassistant, polling, "
-         "plants, points, logging) at the top level, got a list")]
+         "plants, points, control, logging) at the top level, got a list")]
 
 
 def test_all_mistakes_reported_together(tmp_path: Path) -> None:

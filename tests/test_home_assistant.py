@@ -55,7 +55,7 @@ def _harness(version: Optional[str]) -> Dict[str, str]:
     return {"version": out[0], "venv": out[1]}
 
 
-def _versions() -> List[Dict[str, str]]:
+def ha_versions() -> List[Dict[str, str]]:
     if HA_CHECK is None:
         return []
     default = _harness(None)
@@ -99,26 +99,30 @@ def fleet_bridge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         broker.stop()
 
 
+def run_ha_check(harness: Dict[str, str], port: int, report_dir: Path) -> Report:
+    """ha-check of one HA version against the broker on ``port``: its report."""
+    assert HA_CHECK is not None
+    python = Path(harness["venv"]) / "bin" / "python"
+    report_file = report_dir / "report.json"
+    # HA refuses a Python older than it requires; ha-check can lower that gate (2026.2.3 on
+    # 3.13.0 here)
+    too_old = subprocess.run([str(python), "-c", "import sys, homeassistant.const as c; "
+                              "sys.exit(sys.version_info[:3] < c.REQUIRED_PYTHON_VER)"])
+    gate = ["--ignore-python-gate"] if too_old.returncode else []
+    run = subprocess.run([str(python), str(HA_CHECK / "run_ha.py"), "--broker-port", str(port),
+                          "--json", str(report_file), *gate],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report: Report = json.loads(report_file.read_text())
+    return report
+
+
 @pytest.fixture(scope="module")
 def judge(fleet_bridge: Fleet, tmp_path_factory: pytest.TempPathFactory
           ) -> Callable[[Dict[str, str]], Report]:
     """Run ha-check of one HA version against the bridge's broker."""
-    assert HA_CHECK is not None
-
     def run(harness: Dict[str, str]) -> Report:
-        python = Path(harness["venv"]) / "bin" / "python"
-        report_file = tmp_path_factory.mktemp("report") / "report.json"
-        # HA refuses a Python older than it requires; ha-check can lower that gate (2026.2.3
-        # on 3.13.0 here)
-        too_old = subprocess.run([str(python), "-c", "import sys, homeassistant.const as c; "
-                                  "sys.exit(sys.version_info[:3] < c.REQUIRED_PYTHON_VER)"])
-        gate = ["--ignore-python-gate"] if too_old.returncode else []
-        run = subprocess.run([str(python), str(HA_CHECK / "run_ha.py"), "--broker-port",
-                              str(fleet_bridge.port), "--json", str(report_file), *gate],
-                             capture_output=True, text=True, timeout=300)
-        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-        report: Report = json.loads(report_file.read_text())
-        return report
+        return run_ha_check(harness, fleet_bridge.port, tmp_path_factory.mktemp("report"))
 
     return run
 
@@ -129,7 +133,7 @@ def _announced(probe: MqttProbe) -> Dict[str, Dict[str, Any]]:
 
 
 @pytest.mark.skipif(HA_CHECK is None, reason="ha-check not found (../shared/tools/ha-check)")
-@pytest.mark.parametrize("harness", _versions(), ids=lambda h: h["version"])
+@pytest.mark.parametrize("harness", ha_versions(), ids=lambda h: h["version"])
 def test_home_assistant_accepts_every_entity_without_warnings(
         harness: Dict[str, str], fleet_bridge: Fleet,
         judge: Callable[[Dict[str, str]], Report]) -> None:

@@ -9,12 +9,20 @@ import json
 import re
 import shlex
 import shutil
+import os
 import subprocess
+import sys
+import time
+import zipfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
+import paho.mqtt.client as paho
 import pytest
 import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from conftest import SIM_START, free_port, mosquitto_binary, wait_for_port
 
 from sungrow2mqtt.components.bridge_requests import REFRESH
 from sungrow2mqtt.components.request_api import parse_request
@@ -38,6 +46,45 @@ SUBSCRIBE_TOPICS = {TOPICS.state("+"), TOPICS.faults("+"), TOPICS.response("refr
                     TOPICS.bridge_state}
 PUBLISH_TOPICS = {TOPICS.request("refresh")}
 PLANT_KEY = f"1563218_{PLANT_DEVICE_TYPE}_0_0"
+
+
+# -- Python package ----------------------------------------------------------------------------
+
+SUPPORTED_PYTHONS = ("3.10", "3.11", "3.12", "3.13")
+
+
+def test_wheel_builds_through_pyproject_without_the_legacy_path(tmp_path: Path) -> None:
+    """pip builds through the PEP 517 backend (no setup.py deprecation warning) and the wheel
+    says which Pythons it supports. Uses the package index (as CI's install step does)."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.cfg", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "sungrow2mqtt", source / "sungrow2mqtt",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w",
+                             str(tmp_path / "dist"), str(source)],
+                            capture_output=True, text=True, check=False, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "DEPRECATION" not in output and "setup.py install" not in output, output
+    [wheel] = (tmp_path / "dist").glob("sungrow2mqtt-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = archive.read(name).decode("utf-8")
+        assert "sungrow2mqtt/catalog/data/inverter.yaml" in archive.namelist()
+        assert "sungrow2mqtt/data/config.yaml.example" in archive.namelist()
+    assert "Requires-Python: >=3.10" in metadata
+    for version in SUPPORTED_PYTHONS:
+        assert f"Classifier: Programming Language :: Python :: {version}" in metadata
+    assert re.search(r"^Requires-Dist: amqtt.*; extra == \"demo\"", metadata, re.MULTILINE)
+
+
+def test_readme_and_ci_name_the_supported_pythons() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"Python {SUPPORTED_PYTHONS[0]}+" in readme and "3.9" not in readme
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"PYTHONS=\"{SUPPORTED_PYTHONS[0]} {SUPPORTED_PYTHONS[-1]}\"" in ci
 
 
 # -- Node-RED flow ------------------------------------------------------------------------------
@@ -141,6 +188,50 @@ def test_flow_function_nodes_are_valid_javascript(flow: List[dict], tmp_path: Pa
         result = subprocess.run([node_bin, "--check", str(source)], capture_output=True,
                                 text=True, check=False)
         assert result.returncode == 0, f"{fn['name']}: {result.stderr}"
+
+
+def test_flow_alert_names_the_fault_code_the_bridge_publishes(
+        flow: List[dict], broker, tmp_path: Path) -> None:
+    """A fault raised in the simulator, published by a real `run --once`, turned into the alert
+    line by the flow's own JavaScript: it shows the fault code its README promises, not the
+    id of the fault record."""
+    from mqtt_probe import MqttProbe
+    from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, SimulatorServer
+
+    node_bin = shutil.which("node")
+    if node_bin is None:
+        pytest.skip("node is not installed")
+    [alert] = [n for n in nodes_of(flow, "function") if n["name"] == "alert message"]
+    with SimulatorServer(start_time=SIM_START) as sim:
+        ps_key = next(d.ps_key for d in sim.fleet.devices() if d.ps_key.split("_")[1] == "14")
+        record_id = sim.add_fault(ps_key, 518, "Grid overvoltage")
+        config = tmp_path / "config.yaml"
+        config.write_text(yaml.safe_dump({
+            "isolarcloud": {"server": sim.url, "appkey": DEFAULT_CREDENTIALS.appkey,
+                            "access_key": DEFAULT_CREDENTIALS.access_key,
+                            "username": DEFAULT_CREDENTIALS.username,
+                            "password": DEFAULT_CREDENTIALS.password, "token_file": None},
+            "mqtt": {"host": "127.0.0.1", "port": broker.port}}))
+        config.chmod(0o600)
+        once = subprocess.run([sys.executable, "-m", "sungrow2mqtt", "run", "--once", "-c",
+                               str(config)], capture_output=True, text=True, timeout=120)
+        assert once.returncode == 0, once.stderr
+    topic = TOPICS.faults(ps_key)
+    probe = MqttProbe(broker.port, topic)
+    try:
+        payload = probe.wait_topic(topic, 15)
+    finally:
+        probe.close()
+    script = tmp_path / "alert.js"
+    script.write_text(
+        "const node = {warn: () => {}, status: () => {}};\n"
+        f"const msg = {{topic: {json.dumps(topic)}, payload: {payload.decode()}}};\n"
+        "const out = (function (msg, node) {\n" + alert["func"] + "\n})(msg, node);\n"
+        "process.stdout.write(out.payload);\n", encoding="utf-8")
+    result = subprocess.run([node_bin, str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert f"{ps_key}: 1 open fault(s): Grid overvoltage (code 518," in result.stdout
+    assert record_id not in result.stdout
 
 
 def test_flow_readme_names_every_topic() -> None:
@@ -273,6 +364,60 @@ def test_env_example_covers_the_config_secrets() -> None:
                                 CONFIG_EXAMPLE.read_text(encoding="utf-8")))
     assert {"SUNGROW_PASSWORD", "SUNGROW_APPKEY", "SUNGROW_ACCESS_KEY"} <= env_keys
     assert referenced <= env_keys, referenced - env_keys
+
+
+def readme_systemd_steps() -> List[str]:
+    """The command lines of README.md's systemd block (after its "systemd-steps" marker)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("<!-- systemd-steps", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_unit_comment_repeats_the_readme_steps() -> None:
+    comments = [line[1:].strip() for line in UNIT.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#")]
+    for step in readme_systemd_steps():
+        assert step in comments, step
+
+
+def test_readme_systemd_steps_leave_a_config_the_dynamic_user_can_read(tmp_path: Path) -> None:
+    """Run README's steps with /etc moved into tmp_path (no venv, pip, editor or systemctl):
+    the service's transient user is neither owner nor group, so only "other" bits count."""
+    etc = tmp_path / "etc" / "sungrow2mqtt"
+    cli = f"{shlex.quote(sys.executable)} -m sungrow2mqtt"
+    script = []
+    for step in readme_systemd_steps():
+        if re.search(r"-m venv|pip install|nano |systemctl|journalctl|/etc/systemd", step):
+            continue
+        step = step.removeprefix("sudo ").replace("/opt/sungrow2mqtt/venv/bin/sungrow2mqtt", cli)
+        script.append(step.replace("/etc/sungrow2mqtt", str(etc)))
+    result = subprocess.run(["bash", "-euc", "\n".join(script)], cwd=ROOT, capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    config, env = etc / "config.yaml", etc / "env"
+    assert etc.stat().st_mode & 0o005 == 0o005, "the directory must let others in (o+rx)"
+    assert config.stat().st_mode & 0o004, "the dynamic user must be able to read config.yaml"
+    assert config.stat().st_mode & 0o777 == 0o644
+    assert env.stat().st_mode & 0o777 == 0o600, "the secrets stay root-only"
+    # the config holds references, the env file the values; together they load
+    values = dict(line.split("=", 1) for line in env.read_text().splitlines()
+                  if line and not line.startswith("#"))
+    from sungrow2mqtt.config import load_config
+    loaded = load_config(config, environ={**values, "SUNGROW_USERNAME": "me@example.com"})
+    assert str(loaded.isolarcloud.token_file) == "/var/lib/sungrow2mqtt/token.json"
+    for secret in values.values():
+        assert secret not in config.read_text()
+
+
+def test_unit_reads_what_the_readme_steps_write(unit: Dict[str, List[Tuple[str, str]]]) -> None:
+    steps = "\n".join(readme_systemd_steps())
+    assert "-c /etc/sungrow2mqtt/config.yaml" in last(unit, "Service", "ExecStart")
+    assert "init -o /etc/sungrow2mqtt/config.yaml" in steps
+    assert values(unit, "Service", "EnvironmentFile") == ["-/etc/sungrow2mqtt/env"]
+    assert "/etc/sungrow2mqtt/env" in steps
+    state = last(unit, "Service", "StateDirectory")
+    assert f"token_file: /var/lib/{state}/token.json" in steps
+    assert f"systemd/{UNIT.name} /etc/systemd/system/" in steps
 
 
 def _systemd_analyze() -> str:
@@ -456,8 +601,105 @@ def test_compose_mosquitto_config_is_persistent(compose: dict) -> None:
     assert any(v.endswith(":/mosquitto/data") for v in mosquitto["volumes"])
 
 
+def test_compose_mosquitto_config_runs_and_drops_oversized_messages(
+        compose: dict, tmp_path: Path) -> None:
+    """The example's broker config as mosquitto reads it: a message over its max_packet_size
+    is dropped at the broker, a normal one is delivered."""
+    binary = mosquitto_binary()
+    if binary is None:
+        pytest.skip("mosquitto is not installed (.ci/run installs it)")
+    conf = compose["configs"]["mosquitto_conf"]["content"]
+    limit = int(re.search(r"^max_packet_size (\d+)$", conf, re.MULTILINE).group(1))
+    port = free_port()
+    conf = conf.replace("listener 1883", f"listener {port} 127.0.0.1")
+    conf = conf.replace("/mosquitto/data/", f"{tmp_path}/").replace("log_dest stdout", "")
+    if os.geteuid() == 0:      # else mosquitto drops to a user that cannot write to tmp_path
+        conf += "user root\n"
+    (tmp_path / "mosquitto.conf").write_text(conf)
+    broker = subprocess.Popen([binary, "-c", str(tmp_path / "mosquitto.conf")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    received: List[int] = []
+    subscriber = paho.Client(CallbackAPIVersion.VERSION2, client_id="sub")
+    subscriber.on_message = lambda c, u, m: received.append(len(m.payload))
+    try:
+        wait_for_port(port)
+        subscriber.connect("127.0.0.1", port)
+        subscriber.subscribe("t/#", qos=1)
+        subscriber.loop_start()
+        for size in (limit + 1, 100):
+            publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"pub{size}")
+            publisher.connect("127.0.0.1", port)
+            publisher.loop_start()
+            try:
+                publisher.publish("t/x", b"x" * size, qos=0).wait_for_publish(10)  # written out
+            except RuntimeError:      # the broker may cut the connection while it is sent
+                assert size > limit
+            publisher.disconnect()
+            publisher.loop_stop()
+        deadline = time.monotonic() + 10
+        while len(received) < 2 and 100 not in received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        subscriber.loop_stop()
+        broker.terminate()
+        broker.wait(timeout=10)
+    assert received == [100]
+
+
 def test_compose_documents_the_container_config() -> None:
     text = COMPOSE.read_text(encoding="utf-8")
     assert "token_file: /data/token.json" in text
     assert "host: mosquitto" in text
     assert "${SUNGROW_PASSWORD}" in text and "SUNGROW_PASSWORD=" in text
+
+
+# -- .ci/run ------------------------------------------------------------------------------------
+
+FAKE_TEST_COMMAND = (
+    # stands in for "make .venv, install, run pytest": records the Python it ran on
+    "mkdir -p .venv/bin && ln -sf \"$(command -v python3)\" .venv/bin/python"
+    " && printf 'pip() { :; }; ruff() { :; }; mypy() { :; }\\n' > .venv/bin/activate"
+    " && python3 -c 'import sys; print(\"RAN ON %d.%d\" % sys.version_info[:2])'"
+    " && exit ${FAKE_RC:-0}")
+
+
+def run_ci(tmp_path: Path, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """.ci/run in a copy of the project whose README test command is FAKE_TEST_COMMAND."""
+    project = tmp_path / "project"
+    (project / ".ci").mkdir(parents=True)
+    shutil.copy(ROOT / ".ci" / "run", project / ".ci" / "run")
+    (project / "README.md").write_text(
+        "<!-- test-command: .ci/run runs the command in the next code block -->\n```sh\n"
+        + FAKE_TEST_COMMAND + "\n```\n", encoding="utf-8")
+    return subprocess.run(["bash", str(project / ".ci" / "run")], capture_output=True,
+                          text=True, timeout=120, check=False, cwd=project,
+                          env={"HOME": str(tmp_path), "PATH": env.pop("PATH"), **env})
+
+
+def test_ci_runs_the_readme_command_on_the_oldest_and_newest_python(tmp_path: Path) -> None:
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    if not (list(pyenv.glob("versions/3.10.*")) and list(pyenv.glob("versions/3.13.*"))):
+        pytest.skip("pyenv's Python 3.10 and 3.13 are not installed here")
+    result = run_ci(tmp_path, {"PATH": os.environ["PATH"], "PYENV_ROOT": str(pyenv)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.findall(r"^RAN ON (.*)$", result.stdout, re.MULTILINE) == ["3.10", "3.13"]
+    assert "WARNING" not in result.stderr
+
+
+def test_ci_falls_back_with_a_warning_when_a_python_is_missing(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").symlink_to(sys.executable)   # no python3.10, no python3.13, no pyenv
+    path = f"{bin_dir}:/usr/sbin:/usr/bin:/sbin:/bin"
+    result = run_ci(tmp_path, {"PATH": path, "PYENV_ROOT": str(tmp_path / "no-pyenv")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = re.findall(r"^RAN ON (.*)$", result.stdout, re.MULTILINE)
+    assert ran == ["%d.%d" % sys.version_info[:2]]        # the default Python, once
+    assert "Python 3.10 is not installed" in result.stderr
+    assert "3.13 is NOT tested" in result.stderr
+
+
+def test_ci_fails_when_pytest_collects_nothing(tmp_path: Path) -> None:
+    result = run_ci(tmp_path, {"PATH": os.environ["PATH"], "FAKE_RC": "5"})
+    assert result.returncode != 0
+    assert "collected no tests" in result.stderr

@@ -30,6 +30,7 @@ from sungrow2mqtt.mqtt import MqttConnection, encode
 log = logging.getLogger(__name__)
 
 BRIDGE = "bridge"          # the bridge's own configs, among the ps_keys of devices to announce
+OTHERS = "others"          # configs other components (control) hand in, likewise
 FLOOD_BACKLOG = 100        # configs are sent only while fewer publishes wait for the broker
 RETRY_DELAY = 5.0          # seconds before configs that paho refused are tried again
 
@@ -48,7 +49,8 @@ class Announcer(FleetListener):
         self._devices: Dict[str, Device] = {}
         self._keys: Dict[str, Set[str]] = {}       # ps_key -> keys that had a value: entities
         self._sent: Dict[str, int] = {}            # config topic -> digest of what paho took
-        self._dirty: Dict[str, bool] = {}          # ps_key or BRIDGE to announce -> forced
+        self._others: Dict[str, Payload] = {}      # config topic -> payload of other components
+        self._dirty: Dict[str, bool] = {}          # ps_key, BRIDGE, OTHERS to announce -> forced
         self._withdraw: Set[str] = set()           # config topics to clear
         self._stale: Set[str] = set()              # our retained configs found on the broker
         self._full_poll_done = False               # every device polled once: stale is knowable
@@ -140,6 +142,26 @@ class Announcer(FleetListener):
             self._full_poll_done = True
             self._cond.notify_all()
 
+    # -- other components' entities (control) ----------------------------------------------------
+
+    def announce(self, configs: Mapping[str, Payload]) -> None:
+        """Discovery configs of another component: sent (retained) on the announcer's thread,
+        again with every republish, and never taken for stale."""
+        if not self._settings.discovery or not configs:
+            return
+        with self._cond:
+            self._others.update(configs)
+            self._mark(OTHERS)
+            self._cond.notify_all()
+
+    def withdraw(self, topics: Set[str]) -> None:
+        """Clear discovery configs another component announced (an entity that is gone)."""
+        with self._cond:
+            for topic in topics:
+                self._others.pop(topic, None)
+            self._withdraw.update(topics)
+            self._cond.notify_all()
+
     # -- the announcer's thread -------------------------------------------------------------------
 
     def _mark(self, ps_key: str, forced: bool = False) -> None:
@@ -159,7 +181,7 @@ class Announcer(FleetListener):
                     return
                 republish, self._republish = self._republish, False
                 if republish and self._settings.discovery:
-                    for ps_key in [BRIDGE, *self._devices]:
+                    for ps_key in [BRIDGE, OTHERS, *self._devices]:
                         self._mark(ps_key, forced=True)
                 self._busy = True
             try:
@@ -217,6 +239,8 @@ class Announcer(FleetListener):
         if ps_key == BRIDGE:
             return discovery.bridge_configs(self._topics)
         with self._cond:
+            if ps_key == OTHERS:
+                return dict(self._others)
             device = self._devices.get(ps_key)
             keys = sorted(self._keys.get(ps_key, ()))
         if device is None:

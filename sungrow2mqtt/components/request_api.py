@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 4096
 MAX_TRANSACTION_LENGTH = 128
 MAX_QUEUED_REQUESTS = 20
+MAX_NESTING = 16                 # no valid request nests deeper than 3
 _NAME = re.compile(r"^[a-z_]{1,32}$")
 
 
@@ -102,16 +103,32 @@ def _json_object(name: str, payload: bytes) -> Dict[str, Any]:
         raise BadRequest(name, "payload is not UTF-8 text; send a JSON object") from None
     if not text:
         return {}
+    too_deep = "payload is nested too deeply; send a flat JSON object"
     try:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(name, f"payload is not valid JSON ({exc.msg} at position "
                                f"{exc.pos}); send a JSON object") from None
-    except RecursionError:
-        raise BadRequest(name, "payload is nested too deeply; send a flat JSON object") from None
+    except RecursionError:      # Python <= 3.11 gives up on deep nesting by itself
+        raise BadRequest(name, too_deep) from None
+    if _nesting(body) > MAX_NESTING:   # 3.12+ parses thousands of levels: same answer there
+        raise BadRequest(name, too_deep)
     if not isinstance(body, dict):
         raise BadRequest(name, f"payload must be a JSON object, got {type(body).__name__}")
     return body
+
+
+def _nesting(value: Any) -> int:
+    """How deeply lists and objects nest in a parsed payload (without recursing)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth <= MAX_NESTING:
+                stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict)
+                                                       else item))
+    return deepest
 
 
 def _transaction(name: str, value: Any) -> Optional[Any]:
@@ -140,8 +157,9 @@ class RequestApi:
         self._specs[name] = spec
 
     def start(self) -> None:
-        """Listen for requests."""
-        self._mqtt.subscribe(self._topics.request("+"), self._on_request)
+        """Listen for requests; larger ones than any valid request are refused unread."""
+        self._mqtt.subscribe(self._topics.request("+"), self._on_request,
+                             max_payload=MAX_PAYLOAD_BYTES, on_oversized=self._on_oversized)
 
     def stop(self) -> None:
         """Stop listening and wake the worker if it waits for a request."""
@@ -183,6 +201,12 @@ class RequestApi:
         if transaction is not None:
             message["transaction"] = transaction
         self._mqtt.publish(self._topics.response(name), message)
+
+    def _on_oversized(self, topic: str, size: int) -> None:
+        """Answer a request the MQTT layer refused unread."""
+        refused = BadRequest(topic.rsplit("/", 1)[-1],
+                             f"payload too large ({size} bytes, at most {MAX_PAYLOAD_BYTES})")
+        self.respond(refused.name, error=str(refused))
 
     def _on_request(self, topic: str, payload: bytes, retained: bool) -> None:
         """Validate a request (MQTT thread) and queue it; bad ones are answered at once."""

@@ -3,7 +3,9 @@
 The catalog is data: ``control/data/parameters.yaml`` lists each settable parameter once, citing
 its appendix-10 row. :func:`load_parameters` reads and checks it; :func:`encode`/:func:`decode`
 turn Home Assistant values into paramSetting wire values and back; :func:`plan_writes` checks a
-whole request (ranges, dependencies) before anything is sent.
+whole request (ranges, dependencies) before anything is sent.  :mod:`.discovery` turns a
+parameter into a Home Assistant entity, and :mod:`.component` is the bridge component that reads
+back, writes and confirms (imported on its own: it needs MQTT and the bridge's components).
 
 Entry schema::
 

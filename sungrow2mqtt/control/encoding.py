@@ -14,8 +14,8 @@ from typing import Mapping, Optional, Tuple, Union
 from sungrow2mqtt.control.spec import Bound, ParameterSpec
 from sungrow2mqtt.errors import Sungrow2MqttError
 
-__all__ = ["HaValue", "SettingError", "allowed_values", "decode", "encode", "number_range",
-           "wire_code"]
+__all__ = ["PRESS", "SWITCH_STATES", "HaValue", "SettingError", "allowed_values", "decode",
+           "encode", "number_range", "wire_code"]
 
 HaValue = Union[int, float, str]
 SWITCH_STATES = ("ON", "OFF")

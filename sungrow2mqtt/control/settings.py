@@ -5,13 +5,13 @@ what it allows; nothing of a refused request is sent.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional
 
 from sungrow2mqtt.control.encoding import HaValue, SettingError, decode, encode
 from sungrow2mqtt.control.loader import ParameterCatalog
 from sungrow2mqtt.control.spec import ParameterSpec
+from sungrow2mqtt.validation import suggest
 
 __all__ = ["Write", "plan_writes"]
 
@@ -60,8 +60,8 @@ def plan_writes(catalog: ParameterCatalog, device_type: int, settings: Mapping[s
 def _unknown(catalog: ParameterCatalog, device_type: int, key: str) -> str:
     """The message for a key the device type does not have, with a close match if any."""
     keys = [spec.key for spec in catalog.for_device_type(device_type)]
-    hint = difflib.get_close_matches(key, keys, n=1)
-    suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
+    hint = suggest(key, keys)
+    suffix = f" ({hint})" if hint else ""
     return f"{key}: not a setting of device type {device_type}{suffix}"
 
 

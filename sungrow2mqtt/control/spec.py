@@ -1,15 +1,31 @@
 """One settable device parameter of the catalog, and the range ends that depend on the device."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import FrozenSet, List, Mapping, Optional
 
-__all__ = ["COMPONENTS", "RATED_POWER", "Bound", "ParameterSpec", "property_limit"]
+__all__ = ["COMPONENTS", "RATED_POWER", "Bound", "ParameterSpec", "property_limit",
+           "rated_power"]
 
 COMPONENTS = ("number", "select", "switch", "button")
 
 # Names of device limits a range end can depend on (keys of the ``limits`` mappings).
 RATED_POWER = "rated_power"
+
+
+# SUNGROW inverter model codes start with the rated power in kW: SH10RT, SG5.0RS, SH5K-20, SG110CX
+_MODEL_POWER = re.compile(r"^S[GH](\d{1,4}(?:\.\d{1,2})?)(?=[A-Z])")
+
+
+def rated_power(model: str) -> Optional[float]:
+    """The rated power in W that an inverter's model code names, or None if it names none.
+
+    The Open API has no rated power of a device; appendix 10 bounds the feed-in limit by it.
+    The model code is the one source there is: a wrong guess is still refused by the device.
+    """
+    match = _MODEL_POWER.match(model.strip().upper())
+    return float(match.group(1)) * 1000 if match and float(match.group(1)) > 0 else None
 
 
 def property_limit(point_id: int) -> str:

@@ -231,9 +231,13 @@ class IsolarCloudClient:
                 assert self._token is not None
                 return self._token
 
-    def call(self, service: str, params: Mapping[str, Any]) -> Response:
+    def call(self, service: str, params: Mapping[str, Any], *, idempotent: bool = True
+             ) -> Response:
         """Call ``service`` with the token; thread-safe.
 
+        ``idempotent=False`` (a write) is never sent twice once it may have reached the gateway
+        (see :meth:`Transport.call`); a refused token is still renewed and the call repeated,
+        since the gateway refused it before doing anything.
         A refused token (E900/E00003) that was not just issued costs one login and one repeat.
         E900 on a token just issued means this appkey may not call ``service``: ApiNotAuthorised,
         and ``service`` is refused here without a call for ``denied_for`` seconds; tried again
@@ -242,7 +246,7 @@ class IsolarCloudClient:
         self._raise_if_denied(service)
         token, fresh = self._token_for_call()
         try:
-            response = self.transport.call(service, params, token)
+            response = self.transport.call(service, params, token, idempotent=idempotent)
         except AuthError as exc:
             if exc.result_code not in TOKEN_REFUSED:
                 raise
@@ -250,7 +254,7 @@ class IsolarCloudClient:
                 raise self._refused_fresh(service, exc) from None
             token = self._renew(token, service, str(exc.result_code))
             try:
-                response = self.transport.call(service, params, token)
+                response = self.transport.call(service, params, token, idempotent=idempotent)
             except AuthError as again:
                 if again.result_code not in TOKEN_REFUSED:
                     raise

@@ -41,7 +41,8 @@ SUCCEEDED = "8"             # command_status "8": success; anything else is a fa
 class Caller(Protocol):
     """What the services need of :class:`~sungrow2mqtt.isolarcloud.client.IsolarCloudClient`."""
 
-    def call(self, service: str, params: Mapping[str, Any]) -> Response:
+    def call(self, service: str, params: Mapping[str, Any], *, idempotent: bool = True
+             ) -> Response:
         """Call a service with the token and return the successful envelope."""
 
 
@@ -195,9 +196,11 @@ class ParameterClient:
 
     def _submit(self, uuid: object, set_type: int, params: List[Dict[str, str]],
                 task_name: str) -> Submission:
+        # a write that may have reached the gateway is never sent again; a read back may be
         data = _data(self.client.call(SET_SERVICE, {
             "set_type": set_type, "uuid": _text(uuid), "task_name": task_name,
-            "expire_second": self.expire_seconds, "param_list": params}))
+            "expire_second": self.expire_seconds, "param_list": params},
+            idempotent=set_type != SET_WRITE))
         tasks = {}
         for row in _rows(data, "dev_result_list"):
             task = DeviceTask(_text(row.get("uuid")), _text(row.get("code")),

@@ -166,9 +166,15 @@ class Transport:
 
     # -- the call ---------------------------------------------------------------------------
 
-    def call(self, service: str, params: Mapping[str, Any], token: Optional[str] = None
-             ) -> Response:
-        """POST ``/openapi/<service>`` and return the successful envelope or raise ApiError."""
+    def call(self, service: str, params: Mapping[str, Any], token: Optional[str] = None, *,
+             idempotent: bool = True) -> Response:
+        """POST ``/openapi/<service>`` and return the successful envelope or raise ApiError.
+
+        A call that is not ``idempotent`` (a parameter write) is repeated only where the gateway
+        cannot have acted on it: no connection, HTTP 429, E910/E913.  A timeout, a lost
+        connection, a 5xx or a garbled answer may follow a write the device then carries out,
+        so it is raised at once instead of being sent a second time.
+        """
         deadline = time.monotonic() + self.call_deadline
         attempt = 0
         clock_synced = nonce_retried = False
@@ -183,6 +189,9 @@ class Transport:
                 self.stats.add(rate_limited=1)
                 continue
             except _Transient as exc:
+                if not idempotent and exc.error is not ConnectionFailed:
+                    raise ServerError(f"{service}: {exc.reason}; not repeated, since the gateway "
+                                      "may have taken it", endpoint=service) from None
                 attempt += 1
                 delay = self._backoff(attempt)
                 if attempt > self.max_retries or time.monotonic() + delay > deadline:

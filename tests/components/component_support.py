@@ -59,7 +59,9 @@ class RecordingMqtt:
         self.published.append((topic, payload, retain))
         return True
 
-    def subscribe(self, topic: str, handler: Callable[[str, bytes, bool], None]) -> None:
+    def subscribe(self, topic: str, handler: Callable[[str, bytes, bool], None],
+                  **limits: Any) -> None:
+        """``limits`` (max_payload, on_oversized) are MqttConnection's: tests/test_mqtt.py."""
         self.handlers[topic] = handler
 
     def unsubscribe(self, topic: str) -> None:

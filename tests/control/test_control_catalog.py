@@ -128,47 +128,68 @@ def test_a_minimal_entry_parses() -> None:
     assert spec.step == 1 and spec.mode == "auto" and spec.enabled
 
 
+ENTRY = {"code": "10067", "key": "x", "name": "X", "device_types": "[14]",
+         "component": "number", "unit": "h", "min": "0", "max": "24", "source": "t"}
+
+
+def entry(**change: str) -> str:
+    """A second entry, with fields changed (a value of None leaves the field out)."""
+    fields = {**ENTRY, **change}
+    lines = [f"    {name}: {value}\n" for name, value in fields.items() if value is not None]
+    return "  - " + "".join(lines)[4:]
+
+
 @pytest.mark.parametrize("change, message", [
-    ("    unti: W\n", "p.yaml: parameters[1] (x): unknown field 'unti' (did you mean 'unit'?)"),
-    ("    min: low\n", "p.yaml: parameters[1] (x): field 'min': expected a number, got 'low'"),
-    ("    component: slider\n", "p.yaml: parameters[1] (x): field 'component': expected one of "
-                                "button, number, select, switch, got 'slider'"),
-    ("    options: {1: A, 2: B}\n", "p.yaml: parameters[1] (x): field 'options' is only for a "
-                                     "select"),
-    ("    step: 0.01\n", "p.yaml: parameters[1] (x): field 'step': 0.01 is finer than the wire "
-                        "resolution (1/1 of a unit)"),
-    ("    device_class: power\n", "p.yaml: parameters[1] (x): unit 'h' is not allowed for "
-                                 "device_class 'power'"),
-    ("    max: {from: property x}\n", "p.yaml: parameters[1] (x): field 'max': 'from' must be "
-                                      "'property <point id>' or 'rated power', got 'property x'"),
-    ("    requires: {nope: 'ON'}\n", "p.yaml: parameters[1] (x): field 'requires': 'nope' is "
-                                      "not a setting of every device type of this entry"),
-    ("    requires: {soc_upper_limit: 5}\n", "p.yaml: parameters[1] (x): field 'requires': "
-                                            "soc_upper_limit: 5 is out of range (expected 70 "
-                                            "to 100 % in steps of 1)"),
+    ({"unti": "W"}, "p.yaml: parameters[1].unti: unknown key (did you mean 'unit'?)"),
+    ({"min": "low"}, "p.yaml: parameters[1].min: expected a number, got 'low'"),
+    ({"component": "slider"}, "p.yaml: parameters[1].component: expected one of number, select, "
+                              "switch, button, got 'slider'"),
+    ({"device_types": "[]"}, "p.yaml: parameters[1].device_types: expected a non-empty list of "
+                             "device type numbers, got a list"),
+    ({"device_types": "[14, x]"}, "p.yaml: parameters[1].device_types[1]: expected an integer "
+                                  ">= 1, got 'x'"),
+    ({"options": "{1: A, 2: B}"}, "p.yaml: parameters[1]: field 'options' is only for a select"),
+    ({"step": "0.01"}, "p.yaml: parameters[1].step: 0.01 is finer than the wire resolution "
+                       "(1/1 of a unit)"),
+    ({"device_class": "power"}, "p.yaml: parameters[1]: unit 'h' is not allowed for "
+                                "device_class 'power'"),
+    ({"max": "{from: property x}"}, "p.yaml: parameters[1].max: 'from' must be 'property <point "
+                                    "id>' or 'rated power', got 'property x'"),
+    ({"requires": "{nope: 'ON'}"}, "p.yaml: parameters[1].requires: 'nope' is not a setting of "
+                                   "every device type of this entry"),
+    ({"requires": "{soc_upper_limit: 5}"}, "p.yaml: parameters[1].requires: soc_upper_limit: 5 "
+                                           "is out of range (expected 70 to 100 % in steps of "
+                                           "1)"),
+    ({"min": "0\n    min: 1"}, "p.yaml: line 20: duplicate key 'min' (first on line 19; only "
+                                "the last one would count)"),
 ])
-def test_bad_fields_are_named_in_one_line(change: str, message: str) -> None:
-    entry = ("  - code: 10067\n    key: x\n    name: X\n    device_types: [14]\n"
-             "    component: number\n    unit: h\n    min: 0\n    max: 24\n    source: t\n")
-    assert error_lines(GOOD_ENTRY + entry + change) == [message]
+def test_bad_fields_are_named_in_one_line(change: dict, message: str) -> None:
+    assert error_lines(GOOD_ENTRY + entry(**change)) == [message]
+
+
+def test_a_field_that_fails_is_not_reported_again_as_missing() -> None:
+    assert error_lines(GOOD_ENTRY + entry(max="{from: rated power, x: 1}")) == [
+        "p.yaml: parameters[1].max: expected a number or {from: 'property <id>' | 'rated power',"
+        " default: number}, got a mapping"]
 
 
 def test_missing_fields_and_component_needs() -> None:
     lines = error_lines("  - key: x\n    component: select\n    device_types: [14]\n")
     assert lines == [
-        "p.yaml: parameters[0] (x): missing required field 'code'",
-        "p.yaml: parameters[0] (x): missing required field 'name'",
-        "p.yaml: parameters[0] (x): missing required field 'source'",
+        "p.yaml: parameters[0].code: required",
+        "p.yaml: parameters[0].name: required",
+        "p.yaml: parameters[0].source: required",
+        "p.yaml: parameters[0]: a select needs field 'options'",
     ]
     lines = error_lines("  - {code: 1, key: x, name: X, device_types: [1], component: select,"
                         " source: t}\n")
-    assert lines == ["p.yaml: parameters[0] (x): a select needs field 'options'"]
+    assert lines == ["p.yaml: parameters[0]: a select needs field 'options'"]
 
 
 def test_duplicate_key_or_code_per_device_type() -> None:
     assert error_lines(GOOD_ENTRY + GOOD_ENTRY) == [
-        "p.yaml: parameters[1] (soc_upper_limit): key or code already used by parameters[0] "
-        "(soc_upper_limit) for the same device type"]
+        "p.yaml: parameters[1]: key or code already used by parameters[0] (soc_upper_limit) for "
+        "the same device type"]
     # the same code may mean something else on another device type (appendix 10: 10012)
     other_type = GOOD_ENTRY.replace("[14]", "[9]")
     assert len(parse(GOOD_ENTRY + other_type)) == 2  # type: ignore[arg-type]
@@ -176,16 +197,18 @@ def test_duplicate_key_or_code_per_device_type() -> None:
 
 def test_every_problem_of_a_file_is_reported() -> None:
     lines = error_lines("  - 5\n" + GOOD_ENTRY.replace("min: 70", "min: 170"))
-    assert lines == ["p.yaml: parameters[0]: expected a mapping of fields, got 5",
-                     "p.yaml: parameters[1] (soc_upper_limit): min 170 is above max 100"]
+    assert lines == ["p.yaml: parameters[0]: expected a mapping, got 5",
+                     "p.yaml: parameters[1]: min 170 is above max 100"]
 
 
 @pytest.mark.parametrize("text, message", [
-    ("parameters: []\n", "p.yaml: expected a mapping with exactly 'source' and 'parameters'"),
+    ("parameters: []\n", "p.yaml: source: required"),
+    ("source: t\nparameters: []\nextra: 1\n", "p.yaml: extra: unknown key"),
+    ("- 1\n", "p.yaml: expected a mapping, got a list"),
     ("source: t\nparameters: {}\n", "p.yaml: parameters: expected a list of entries, got a "
                                     "mapping"),
-    ("source: t\nparameters: [\n", "p.yaml: line 3: YAML syntax error: expected the node "
-                                   "content, but found '<stream end>'"),
+    ("source: t\nparameters: [\n", "p.yaml: YAML syntax error at line 3, column 1: did not "
+                                   "find expected node content"),
 ])
 def test_file_level_problems(text: str, message: str) -> None:
     with pytest.raises(CatalogError) as info:
@@ -194,6 +217,5 @@ def test_file_level_problems(text: str, message: str) -> None:
 
 
 def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match=r"^\S*missing.yaml: cannot read the parameter "
-                                           r"catalog: No such file or directory$"):
+    with pytest.raises(CatalogError, match=r"^\S*missing.yaml: file not found$"):
         load_parameters(tmp_path / "missing.yaml")

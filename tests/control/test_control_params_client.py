@@ -19,9 +19,13 @@ class Scripted:
     def __init__(self, *answers: Any) -> None:
         self.answers = list(answers)
         self.calls: List[Tuple[str, Dict[str, Any]]] = []
+        self.not_repeated: List[str] = []       # services called with idempotent=False
 
-    def call(self, service: str, params: Mapping[str, Any]) -> Response:
+    def call(self, service: str, params: Mapping[str, Any], *, idempotent: bool = True
+             ) -> Response:
         self.calls.append((service, dict(params)))
+        if not idempotent:
+            self.not_repeated.append(f"{service} set_type {params.get('set_type')}")
         return Response(self.answers.pop(0), "success", None)
 
 
@@ -43,6 +47,7 @@ def test_requests_follow_control_api() -> None:
                           "param_list": [{"param_code": "10003", "set_value": ""}]}),
         ("getParamSettingTask", {"task_id": "77", "uuid": "2300102"}),
     ]
+    assert caller.not_repeated == ["paramSetting set_type 0"]   # only the write is never resent
 
 
 @pytest.mark.parametrize("data, allowed", [

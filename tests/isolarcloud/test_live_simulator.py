@@ -88,3 +88,19 @@ def test_endless_pages_stop_at_the_repeated_page(simulator, caplog):
     assert len(plants) == 1
     assert simulator.call_counts()["getPowerStationList"] <= 1 + 4
     assert "repeats an earlier page" in caplog.text
+
+
+@pytest.mark.parametrize("idempotent, sent", [(True, 2), (False, 1)])
+def test_a_write_that_may_have_reached_the_gateway_is_never_sent_again(simulator, idempotent,
+                                                                      sent):
+    """A slow answer is retried for a read, never for a write: the gateway may have taken it."""
+    client = make_client(simulator, timeout=1.0, max_retries=1)
+    client.login()
+    simulator.reset_counts()
+    simulator.fail_next(1, "trickle", delay=0.3, service="getOpenApiCallInfo")
+    if idempotent:
+        client.call("getOpenApiCallInfo", {})
+    else:
+        with pytest.raises(errors.ServerError, match="not repeated, since the gateway may have"):
+            client.call("getOpenApiCallInfo", {}, idempotent=False)
+    assert simulator.call_counts()["getOpenApiCallInfo"] == sent
