@@ -71,7 +71,7 @@ class MovableClock(Clock):
         self.offset += seconds
 
 
-def ready(probe: MqttProbe, base: str) -> Dict:
+def ready(probe: MqttProbe, base: str, timeout: float = 30.0) -> Dict:
     """Wait until the first cycle published every device's faults and every plant's state, and
     (when the probe listens to the harness's discovery prefix ``<base>_ha``) the config of
     every value published: configs follow the states on the announcer's own thread.
@@ -81,13 +81,16 @@ def ready(probe: MqttProbe, base: str) -> Dict:
     """
     probe.wait_for(lambda p: (f"{base}/bridge/info" in p.messages and
                               json.loads(p.messages[f"{base}/bridge/info"])["last_poll"]
-                              ["faults"]["outcome"] == "ok"), 30, "bridge/info after faults")
+                              ["faults"]["outcome"] == "ok"), timeout, "bridge/info after faults")
     info = probe.json(f"{base}/bridge/info")
     wanted = [f"{base}/{d['ps_key']}/faults" for d in info["plants"] + info["devices"]]
     wanted += [f"{base}/{plant['ps_key']}" for plant in info["plants"]]
-    probe.wait_for(lambda p: all(t in p.messages for t in wanted), 30, "the first cycle's topics")
+    probe.wait_for(lambda p: all(t in p.messages for t in wanted), timeout,
+                   "the first cycle's topics")
     if f"{base}_ha/#" in probe.filters:
-        probe.wait_for(lambda p: _configs_of_values(p, base) <= set(p.messages), 60,
+        with probe.lock:
+            configs = _configs_of_values(probe, base)
+        probe.wait_for(lambda p: all(t in p.messages for t in configs), 2 * timeout,
                        "a discovery config for every value")
     return info
 

@@ -17,7 +17,7 @@ class MqttProbe:
     def __init__(self, port: int, *filters: str) -> None:
         self.messages: Dict[str, bytes] = {}
         self.history: List[Tuple[str, bytes, bool]] = []
-        self._cond = threading.Condition()
+        self.lock = self._cond = threading.Condition()   # held while messages change
         self.filters = filters
         self._subscribed = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2,

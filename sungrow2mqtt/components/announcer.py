@@ -2,12 +2,14 @@
 
 A point's entity is announced when its first value arrives, so it never shows up empty.  Retained
 configs of ours found on the broker that this run does not announce after every device was polled
-once are cleared (an entity or device that vanished while the bridge was down).
+once are cleared (an entity or device that vanished while the bridge was down); then the bridge
+stops listening to its own configs.
 
-Configs go out on the announcer's own thread, paced by the broker's acknowledgements, so a large
-fleet's thousands of configs never hold back the states the worker publishes (a state is
-retained: Home Assistant reads it when the config arrives).  A config counts as announced once
-paho has accepted it; one it refused is sent again.  Only a digest of each is kept.
+Configs go out on the announcer's own thread, paced (a few hundred a second, and never many
+unacknowledged by the broker), so a large fleet's thousands of configs never hold back the states
+the worker publishes (a state is retained: Home Assistant reads it when the config arrives).  A
+config counts as announced once paho has accepted it; one it refused is sent again.  Only a digest
+of each is kept.
 
 The same thread carries every republish (a reconnect, Home Assistant's birth message): one at a
 time and at most one pending, however many births arrive; the states go first, then the configs.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set
 
 from sungrow2mqtt import discovery
@@ -32,6 +35,11 @@ log = logging.getLogger(__name__)
 BRIDGE = "bridge"          # the bridge's own configs, among the ps_keys of devices to announce
 OTHERS = "others"          # configs other components (control) hand in, likewise
 FLOOD_BACKLOG = 100        # configs are sent only while fewer publishes wait for the broker
+# Configs a second at most (after a first burst): the broker acknowledges at once, but a subscriber
+# such as Home Assistant must keep up, and mosquitto queues only 1,000 messages for a client that
+# lags (max_queued_messages) before it drops the rest.
+FLOOD_RATE = 500.0
+FLOOD_BURST = 200
 RETRY_DELAY = 5.0          # seconds before configs that paho refused are tried again
 
 
@@ -54,11 +62,13 @@ class Announcer(FleetListener):
         self._withdraw: Set[str] = set()           # config topics to clear
         self._stale: Set[str] = set()              # our retained configs found on the broker
         self._full_poll_done = False               # every device polled once: stale is knowable
+        self._watching = False                     # subscribed to our retained configs
         self._republish = False                    # a republish is pending
         self._busy = False
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
         self._specs_by_type: Dict[int, Dict[str, PointSpec]] = {}
+        self._next_send = 0.0                      # monotonic: when the next config may go
 
     @property
     def _config_filter(self) -> str:
@@ -71,6 +81,7 @@ class Announcer(FleetListener):
         self._thread.start()
         if self._settings.discovery:
             self._mqtt.subscribe(self._settings.status_topic, self._on_ha_status)
+            self._watching = True
             self._mqtt.subscribe(self._config_filter, self._on_retained_config)
 
     def stop(self) -> None:
@@ -218,8 +229,19 @@ class Announcer(FleetListener):
                         self._mark(ps_key, forced)
                     return False
             else:
+                self._stop_watching_configs()
                 return True
         return True
+
+    def _stop_watching_configs(self) -> None:
+        """Once the stale configs are cleared, stop receiving ours: every config sent would come
+        back through the subscription (tens of thousands in a large fleet), and a broker queues
+        only so many messages for a client before it drops them, requests included."""
+        with self._cond:
+            if not (self._full_poll_done and self._watching):
+                return
+            self._watching = False
+        self._mqtt.unsubscribe(self._config_filter)
 
     def _announce(self, ps_key: str, forced: bool) -> bool:
         """Every config of one device (or of the bridge); False when paho refused one."""
@@ -229,11 +251,20 @@ class Announcer(FleetListener):
             with self._cond:
                 if not forced and self._sent.get(topic) == digest:
                     continue
+            self._pace()
             if not self._mqtt.publish(topic, data, retain=True, backlog=FLOOD_BACKLOG):
                 return False
             with self._cond:
                 self._sent[topic] = digest
         return True
+
+    def _pace(self) -> None:
+        """Wait until the next config may go: FLOOD_RATE a second, FLOOD_BURST at once."""
+        now = time.monotonic()
+        self._next_send = max(self._next_send, now - FLOOD_BURST / FLOOD_RATE) + 1 / FLOOD_RATE
+        if self._next_send > now:
+            with self._cond:
+                self._cond.wait_for(lambda: self._stopping, self._next_send - now)
 
     def _configs(self, ps_key: str) -> Dict[str, Payload]:
         if ps_key == BRIDGE:

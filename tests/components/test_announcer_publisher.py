@@ -110,9 +110,11 @@ def test_stale_configs_of_ours_are_cleared_after_a_full_poll_and_others_left(wir
     mqtt.deliver(nested, json.dumps({"state_topic": "solarx/5012345_14_1_1"}).encode(), True)
     assert announcer.flush(5)
     assert not mqtt.on(ours)                     # not before every device was polled
+    assert "ha/+/+/+/config" in mqtt.handlers
     fleet.full_poll_done()
     assert announcer.flush(5)
     assert mqtt.on(ours) == [None] and not mqtt.on(nested)
+    assert "ha/+/+/+/config" not in mqtt.handlers   # our own configs no longer come back
 
 
 def test_home_assistants_birth_asks_for_a_republish(wired):
