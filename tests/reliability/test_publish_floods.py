@@ -3,27 +3,26 @@
 A LAN client that repeats Home Assistant's birth message, and an account with thousands of
 devices, both used to push more publishes into paho than it can hold (its message ids wrap at
 65,535): the surplus failed, and a discovery config that failed was recorded as sent and never
-sent again.  Real mosquitto, real simulator.
+sent again.  Real mosquitto (keeping every message it queues for a client: it would drop what
+the probe, a slow subscriber in this busy process, lags behind), real simulator.
 """
 from __future__ import annotations
 
 import json
 import logging
 import uuid
-from pathlib import Path
-from typing import Iterator
 
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bridge_harness import Running, config_dict, ready
 from conftest import SIM_START
 from mqtt_probe import MqttProbe
-from reliability_support import CustomBroker, describe, fast_simulator, need_mosquitto, records
+from reliability_support import describe, fast_simulator, records, unqueued_broker
 from sungrow2mqtt.components import announcer
 from sungrow2mqtt.simulator import Fleet
 
+__all__ = ["unqueued_broker"]   # fixture, used by name below
 BIRTHS = 2000
 
 
@@ -41,8 +40,9 @@ def _flood(port: int, topic: str, payload: bytes, count: int) -> None:
         client.loop_stop()
 
 
-def test_a_flood_of_ha_birth_messages_is_coalesced(broker, tmp_path, base_topic, caplog):
-    need_mosquitto()
+def test_a_flood_of_ha_birth_messages_is_coalesced(unqueued_broker, tmp_path, base_topic,
+                                                    caplog):
+    broker = unqueued_broker
     caplog.set_level(logging.INFO, logger="sungrow2mqtt")
     with fast_simulator() as sim:
         config = config_dict(sim, broker.port, base_topic, tmp_path)
@@ -66,15 +66,6 @@ def test_a_flood_of_ha_birth_messages_is_coalesced(broker, tmp_path, base_topic,
         finally:
             running.stop()
             probe.close()
-
-
-@pytest.fixture
-def unqueued_broker(tmp_path: Path) -> Iterator[CustomBroker]:
-    """mosquitto without a limit on the messages it queues for a client: the probe, a slow
-    subscriber in this busy process, must not be what loses messages."""
-    broker = CustomBroker(tmp_path, ["allow_anonymous true", "max_queued_messages 0"]).start()
-    yield broker
-    broker.stop()
 
 
 def test_a_3000_device_account_loses_no_publish(unqueued_broker, tmp_path, base_topic, caplog,

@@ -7,10 +7,13 @@ from typing import Iterator
 
 import pytest
 
+from conftest import free_port
 from mqtt_probe import MqttProbe
+from reliability_support import unqueued_broker
 from sungrow2mqtt.config import MqttConfig, TlsConfig
 from sungrow2mqtt.mqtt import MqttConnection
 
+__all__ = ["unqueued_broker"]   # fixture, used by name below
 NO_TLS = TlsConfig(False, None, None, None, False)
 
 
@@ -20,8 +23,8 @@ def connection(port: int, base: str, **limits: float) -> MqttConnection:
 
 
 @pytest.fixture
-def connected(broker, base_topic) -> Iterator[MqttConnection]:
-    mqtt = connection(broker.port, base_topic, max_queued=20, queue_wait=30)
+def connected(unqueued_broker, base_topic) -> Iterator[MqttConnection]:
+    mqtt = connection(unqueued_broker.port, base_topic, max_queued=20, queue_wait=30)
     mqtt.start()
     assert mqtt.wait_connected(10) and mqtt.wait_published(10)    # "online" acknowledged
     yield mqtt
@@ -29,8 +32,8 @@ def connected(broker, base_topic) -> Iterator[MqttConnection]:
 
 
 def test_a_burst_far_beyond_the_queue_bound_waits_for_the_broker_and_loses_nothing(
-        connected, broker, base_topic):
-    probe = MqttProbe(broker.port, f"{base_topic}/n/#")
+        connected, unqueued_broker, base_topic):
+    probe = MqttProbe(unqueued_broker.port, f"{base_topic}/n/#")
     try:
         accepted = [connected.publish(f"{base_topic}/n/{i}", {"i": i}, retain=True)
                     for i in range(5000)]
@@ -45,7 +48,7 @@ def test_a_burst_far_beyond_the_queue_bound_waits_for_the_broker_and_loses_nothi
 
 
 def test_pahos_own_thread_never_waits_a_refusal_is_counted_and_logged(
-        connected, broker, base_topic, caplog):
+        connected, unqueued_broker, base_topic, caplog):
     caplog.set_level(logging.DEBUG, logger="sungrow2mqtt.mqtt")
     answered = threading.Event()
     results = []
@@ -54,7 +57,7 @@ def test_pahos_own_thread_never_waits_a_refusal_is_counted_and_logged(
         results.extend(connected.publish(f"{base_topic}/answer/{i}", "a") for i in range(200))
         answered.set()
     connected.subscribe(f"{base_topic}/ask", handler)
-    probe = MqttProbe(broker.port, f"{base_topic}/answer/#")
+    probe = MqttProbe(unqueued_broker.port, f"{base_topic}/answer/#")
     try:
         probe.publish(f"{base_topic}/ask", "go")
         assert answered.wait(10), "the handler blocked paho's thread"
@@ -69,7 +72,7 @@ def test_pahos_own_thread_never_waits_a_refusal_is_counted_and_logged(
         probe.close()
 
 
-def test_publishing_while_disconnected_is_counted_not_sent(broker, base_topic):
-    mqtt = connection(broker.port, base_topic)
+def test_publishing_while_disconnected_is_counted_not_sent(base_topic):
+    mqtt = connection(free_port(), base_topic)          # never started
     assert mqtt.publish(f"{base_topic}/x", "y") is False
     assert (mqtt.stats.offline, mqtt.stats.accepted) == (1, 0)
