@@ -248,7 +248,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if paced_rows:
             print(f"\nBack-to-back realtime cycles under the gateway's burst limit "
                   f"({GATEWAY_BURST} calls, {GATEWAY_RATE:g}/s), median ms per cycle:\n")
-            print(table(["fleet", "wall", "of which rate-limit wait"], paced_rows))
+            print(table(["fleet", "wall", "rate-limit waits (summed over the pool's calls)"],
+                        paced_rows))
         if args.profile:
             print(f"\nProfile of {args.cycles} cycles, {fleet_label(args.profile)}, with "
                   "mosquitto (top 20 by own time):\n")
