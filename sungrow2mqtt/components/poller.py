@@ -3,10 +3,12 @@
 Jobs run on monotonic deadlines, so no change of the wall clock (summer time ending, an NTP step)
 stalls or hurries a poll.  Each episode of cloud trouble is logged once, whichever job meets it; a
 rate limit or a refused login pauses every cloud call for as long as the cloud says, measured on
-the monotonic clock too.  A rate-limit pause is kept in the state directory with its end time, so
-a restarted bridge does not call the cloud inside it either.  An API this appkey may not call
-(ApiNotAuthorised) is no episode: the client names it once and holds back that API alone.  A job
-never raises: its outcome goes into the fleet state.
+the monotonic clock too.  Jobs due together run as one wave: a job with an ``early`` part starts
+its calls with the wave, beside the jobs before it (the fault query beside the realtime calls), so
+a cycle costs about one round trip.  A rate-limit pause is kept in the state directory with its
+end time, so a restarted bridge does not call the cloud inside it either.  An API this appkey
+may not call (ApiNotAuthorised) is no episode: the client names it once and holds back that API
+alone.  A job never raises: its outcome goes into the fleet state.
 """
 from __future__ import annotations
 
@@ -43,11 +45,20 @@ class CloudPaused(Sungrow2MqttError):
 
 @dataclass(frozen=True)
 class Job:
-    """One kind of periodic cloud work (``kind`` names it in ``bridge/info``)."""
+    """One kind of periodic cloud work (``kind`` names it in ``bridge/info``).
+
+    ``early`` starts the job's calls at once and returns the work that lands them, run once the
+    jobs before it in the wave are done (its answers may need their results).  ``calls`` counts
+    the job's own API calls so far (those of its services): calls that overlap other jobs of the
+    wave still count for the job that made them.  Without it, every call while the job runs
+    counts for it.
+    """
 
     kind: str
     interval: float
     work: Callable[[], Any]
+    early: Optional[Callable[[], Callable[[], Any]]] = None
+    calls: Optional[Callable[[], int]] = None
 
 
 class Poller:
@@ -80,21 +91,21 @@ class Poller:
         self._due = {}
 
     def run_due(self) -> None:
-        """Run every job whose deadline has come, in the order the jobs were given.
+        """Run every job whose deadline has come as one wave, in the order the jobs were given.
 
         The first time every job ran, the quota fit is checked.
         """
-        ran = 0
-        for kind, job in self._jobs.items():
-            due = self._due.get(kind)
-            if due is None or self._clock.monotonic() < due:
-                continue
-            self.run(kind)
-            ran += 1
-            self._due[kind] = due + job.interval
+        now = self._clock.monotonic()
+        due = {kind: at for kind, at in self._due.items() if at <= now}
+        if not due:
+            return
+        self.run_wave(dict.fromkeys(kind for kind in self._jobs if kind in due))
+        for kind, at in due.items():
+            interval = self._jobs[kind].interval
+            self._due[kind] = at + interval
             if self._due[kind] <= self._clock.monotonic():   # overran: skip the missed beats
-                self._due[kind] = self._clock.monotonic() + job.interval
-        if ran == len(self._jobs) and not self._fit_checked:
+                self._due[kind] = self._clock.monotonic() + interval
+        if len(due) == len(self._jobs) and not self._fit_checked:
             self._fit_checked = True
             self.check_quota_fit()
 
@@ -105,22 +116,54 @@ class Poller:
         return max(0.0, min(self._due.values()) - self._clock.monotonic())
 
     def run_cycle(self) -> None:
-        """Every job once, now (``run --once``), then the quota check."""
-        for kind in self._jobs:
-            self.run(kind)
+        """Every job once, now, as one wave (``run --once``), then the quota check."""
+        self.run_wave(dict.fromkeys(self._jobs))
         self._fit_checked = True
         self.check_quota_fit()
 
     def run(self, kind: str, work: Optional[Callable[[], Any]] = None) -> Any:
         """Run one job now (``work`` instead of the job's own); its result, None when it failed."""
+        return self.run_wave({kind: work})[kind]
+
+    def run_wave(self, works: Mapping[str, Optional[Callable[[], Any]]]) -> Dict[str, Any]:
+        """Run these jobs now, in order (a work given replaces the job's own); the early parts of
+        the others start first.  Results by kind, None where a job failed or was skipped."""
+        counters = {kind: self._jobs[kind].calls or self._api_calls for kind in works}
+        wave_start, before = self._clock.monotonic(), {k: c() for k, c in counters.items()}
+        early = {kind: self._start_early(kind) for kind, work in works.items() if work is None}
+        results: Dict[str, Any] = {}
+        for kind, work in works.items():
+            landing, begun = early.get(kind), wave_start
+            if landing is None:                               # its calls start now
+                before[kind], begun = counters[kind](), self._clock.monotonic()
+            results[kind] = self._run_one(kind, landing or work or self._jobs[kind].work,
+                                          counters[kind], before[kind], begun)
+        return results
+
+    def _start_early(self, kind: str) -> Optional[Callable[[], Any]]:
+        """The calls of a job with an early part, started now (not while paused), and the work
+        that lands them; None for a job without one."""
+        job = self._jobs[kind]
+        if job.early is None or self.paused_until() is not None:
+            return None
+        try:
+            return job.early()
+        except Exception as exc:  # noqa: BLE001 - it becomes the job's failure, handled there
+            error = exc
+
+        def failed() -> Any:
+            raise error
+        return failed
+
+    def _run_one(self, kind: str, work: Callable[[], Any], count: Callable[[], int],
+                 before: int, started: float) -> Any:
         if self.paused_until() is not None:
             log.debug("Skipping %s poll: cloud paused until %s", kind, iso(self.paused_until()))
             self._fleet.heartbeat()
             return None
-        before, started = self._api_calls(), self._clock.monotonic()
         result, error = None, None
         try:
-            result = (work or self._jobs[kind].work)()
+            result = work()
         except ApiError as exc:
             self._cloud_trouble(exc)
             error = str(exc)
@@ -132,7 +175,7 @@ class Poller:
         self.last_cloud_poll = self._clock.monotonic()
         self._fleet.record_outcome(kind, PollOutcome(
             time=self._clock.wall(), ok=error is None, error=error,
-            api_calls=self._api_calls() - before, duration_s=self.last_cloud_poll - started))
+            api_calls=count() - before, duration_s=self.last_cloud_poll - started))
         return result
 
     def call(self, work: Callable[[], T]) -> T:

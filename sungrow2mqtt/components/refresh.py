@@ -70,8 +70,8 @@ class RefreshCoalescer:
         wanted = {r.params["ps_id"] for r in pending.requests if r.params.get("ps_id")}
         everything = any(r.params.get("ps_id") is None for r in pending.requests)
         ps_ids = None if everything else wanted
-        self._poller.run("realtime", lambda: self._poll_realtime(ps_ids))
-        self._poller.run("faults")
+        # one wave: the fault query goes out beside the realtime calls
+        self._poller.run_wave({"realtime": lambda: self._poll_realtime(ps_ids), "faults": None})
         outcomes = self._fleet.snapshot().outcomes
         realtime, faults = outcomes["realtime"], outcomes["faults"]
         data = {"plants": sorted(ps_ids) if ps_ids else "all", "throttled": pending.throttled,
