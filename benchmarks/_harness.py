@@ -151,9 +151,10 @@ class SimulatorProcess:
     """The Open API simulator in a child process, steered over its ``/_sim/`` control surface."""
 
     def __init__(self, fleet: str = "default", *, seed: int = 0, burst: int = UNLIMITED_BURST,
-                 rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA) -> None:
+                 rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA,
+                 latency: float = 0.0) -> None:
         self.args = ["--fleet", fleet, "--seed", str(seed), "--burst", str(burst),
-                     "--rate", str(rate), "--quota", str(quota)]
+                     "--rate", str(rate), "--quota", str(quota), "--latency", str(latency)]
         self.process: Optional["subprocess.Popen[str]"] = None
         self.url = ""
         self._http = requests.Session()
@@ -197,6 +198,16 @@ class SimulatorProcess:
         """Drop queued failures (and counts, quota use, nonces): a clean cloud from now on."""
         self._control("POST", "reset")
 
+    def set_latency(self, seconds: float) -> None:
+        """Add ``seconds`` to every gateway answer from now on (the simulator's own delay:
+        calls answered together overlap, as behind a real gateway 100-400 ms away)."""
+        self._control("POST", "latency", {"seconds": seconds})
+
+    def move_clock(self, offset: float) -> None:
+        """Run the simulator's clocks ``offset`` seconds ahead of real time, so the next
+        realtime poll reads the values of another 5-minute slot (as a 300 s poll would)."""
+        self._control("POST", "clock", {"offset": offset})
+
     def fail_next(self, count: int, mode: str, code: Optional[str] = None,
                   delay: Optional[float] = None, **more: Any) -> None:
         """Make the next ``count`` requests fail as ``mode`` says, to exercise the recovery;
@@ -226,11 +237,12 @@ def _simulate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--burst", type=int, default=GATEWAY_BURST)
     parser.add_argument("--rate", type=float, default=GATEWAY_RATE)
     parser.add_argument("--quota", type=int, default=GATEWAY_QUOTA)
+    parser.add_argument("--latency", type=float, default=0.0)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = SimulatorServer(port=0, fleet=make_fleet(args.fleet, args.seed),
                              burst_capacity=args.burst, replenish_rate=args.rate,
-                             hourly_quota=args.quota)
+                             hourly_quota=args.quota, latency=args.latency)
     with server:
         print(json.dumps({"url": server.url}), flush=True)
         sys.stdin.read()

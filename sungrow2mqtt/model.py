@@ -44,12 +44,19 @@ def parse_time_zone(text: Optional[str]) -> dt.tzinfo:
 
 
 def parse_device_time(text: Any, tz: dt.tzinfo) -> Optional[str]:
-    """``yyyyMMddHHmmss`` in the plant's zone -> ISO-8601 with offset; None if unparseable."""
-    try:
-        naive = dt.datetime.strptime(str(text), "%Y%m%d%H%M%S")
-    except ValueError:
+    """``yyyyMMddHHmmss`` in the plant's zone -> ISO-8601 with offset; None if unparseable.
+
+    Read by slicing, not ``strptime`` (ten times slower, once per device and poll).
+    """
+    digits = str(text)
+    if len(digits) != 14 or not (digits.isascii() and digits.isdigit()):
         return None
-    return naive.replace(tzinfo=tz).isoformat()
+    try:
+        moment = dt.datetime(int(digits[:4]), int(digits[4:6]), int(digits[6:8]),
+                             int(digits[8:10]), int(digits[10:12]), int(digits[12:]), tzinfo=tz)
+    except ValueError:                  # no such date or time (month 13, 25 o'clock)
+        return None
+    return moment.isoformat()
 
 
 def publishable(value: Any) -> Any:

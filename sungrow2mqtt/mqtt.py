@@ -1,6 +1,11 @@
 """A thin paho-mqtt 2.x wrapper: last will, reconnect with backoff, subscriptions that survive
 reconnects, JSON publishing and a way to wait until the broker has acknowledged everything.
 
+Publishing is bounded: paho keeps every QoS 1 message until the broker acknowledges it, and its
+message ids wrap at 65,535, so an unbounded burst (thousands of discovery configs, a flood of
+requests) would fail.  A publish therefore waits while ``max_queued`` messages are unacknowledged,
+and a message paho refuses is counted and logged, never dropped silently.
+
 It also says what is wrong with a connection, in words that name the config keys: a broker that
 cannot be reached (repeated with backoff while it lasts), one that accepts TCP but never answers
 the MQTT handshake, and another client taking over our session because it uses the same client
@@ -14,7 +19,8 @@ import socket
 import ssl
 import threading
 import time
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,6 +34,8 @@ log = logging.getLogger(__name__)
 MessageHandler = Callable[[str, bytes, bool], None]   # topic, payload, retained
 OversizeHandler = Callable[[str, int], None]          # topic, payload size in bytes
 ONLINE, OFFLINE = "online", "offline"
+MAX_QUEUED = 1000       # unacknowledged QoS 1 publishes before publish() waits for the broker
+QUEUE_WAIT = 30.0       # seconds publish() waits for room before it refuses the message
 
 # Reason codes by value (MQTT 5 numbering; paho maps MQTT 3.1.1's CONNACK codes 4 and 5 onto
 # 134 and 135, and reports its own keepalive timeout as 141).
@@ -119,6 +127,15 @@ def _path(value: Any) -> Optional[str]:
     return None if value is None else str(value)
 
 
+@dataclass
+class PublishStats:
+    """What became of the bridge's publishes, for the logs and the benchmarks."""
+
+    accepted: int = 0           # handed to paho
+    offline: int = 0            # not sent while disconnected (the bridge republishes on connect)
+    refused: int = 0            # refused by paho or for want of room in its queue
+
+
 def _where(config: MqttConfig) -> str:
     return f"{config.host}:{config.port} (mqtt.host/mqtt.port)"
 
@@ -202,14 +219,21 @@ class MqttConnection:
 
     def __init__(self, config: MqttConfig, state_topic: str, *,
                  warnings: Optional[WarningBackoff] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 max_queued: int = MAX_QUEUED, queue_wait: float = QUEUE_WAIT) -> None:
         self.config = config
         self.state_topic = state_topic
+        self.max_queued = max_queued
+        self.queue_wait = queue_wait
         self.on_connected: List[Callable[[], None]] = []
+        self.stats = PublishStats()
         self._subscriptions: Dict[str, _Subscription] = {}
-        self._pending: Dict[int, paho.MQTTMessageInfo] = {}
+        self._pending: Dict[int, paho.MQTTMessageInfo] = {}   # QoS 1 sent, not acknowledged
+        self._acked_early: Set[int] = set()    # acknowledged before publish() could note them
         self._cond = threading.Condition()
         self._connected = False
+        self._network_thread: Optional[int] = None   # paho's thread: it must never wait here
+        self._refusing = False                       # in an episode of refused publishes
         self._clock = clock
         self._warnings = warnings or WarningBackoff(clock=clock)     # not-connected episodes
         self._oversize_warnings = WarningBackoff(clock=clock)
@@ -262,36 +286,72 @@ class MqttConnection:
         if self._subscriptions.pop(topic, None) is not None and self._connected:
             self._client.unsubscribe(topic)
 
-    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1) -> bool:
-        """Publish; while disconnected the message is dropped (the bridge republishes on connect).
+    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1,
+                backlog: Optional[int] = None) -> bool:
+        """Publish; returns whether paho accepted the message (it then reaches the broker, after
+        a reconnect if need be).
 
-        Returns whether the message was handed to paho.
+        Waits while ``backlog`` (default ``max_queued``) QoS 1 publishes are unacknowledged, at
+        most ``queue_wait`` seconds; paho's own thread never waits (a message handler that
+        answers).  While disconnected the message is not sent: the bridge republishes on connect.
         """
         if not self._connected:
             log.debug("Not connected; not publishing %s", topic)
+            with self._cond:
+                self.stats.offline += 1
             return False
+        if not self._wait_for_room(backlog or self.max_queued):
+            return self._publish_refused(topic, f"{len(self._pending)} messages still wait for the "
+                                        "broker's acknowledgement")
         info = self._client.publish(topic, encode(payload), qos=qos, retain=retain)
         if info.rc != paho.MQTT_ERR_SUCCESS and info.rc != paho.MQTT_ERR_NO_CONN:
-            log.warning("Publishing to %s failed: %s", topic, paho.error_string(info.rc))
-            return False
-        if qos > 0:
-            with self._cond:
-                if not info.is_published():
-                    self._pending[info.mid] = info
+            return self._publish_refused(topic, paho.error_string(info.rc))
+        with self._cond:
+            self.stats.accepted += 1
+            self._track(info, qos)
+            recovered, self._refusing = self._refusing, False
+        if recovered:
+            log.warning("Publishing works again; %d publish(es) were refused so far",
+                        self.stats.refused)
         return True
+
+    def _track(self, info: paho.MQTTMessageInfo, qos: int) -> None:
+        """Note a QoS 1 publish until its acknowledgement (call with the lock held).
+
+        paho calls ``on_publish`` before it marks the message published, so an acknowledgement
+        that overtakes the publishing thread is remembered there, not left pending for ever.
+        """
+        early = info.mid in self._acked_early
+        self._acked_early.discard(info.mid)
+        if qos > 0 and not early and not info.is_published():
+            self._pending[info.mid] = info
+
+    def _wait_for_room(self, backlog: int) -> bool:
+        """Whether fewer than ``backlog`` publishes are unacknowledged, waiting for the broker
+        unless this is paho's thread (the acknowledgements arrive there)."""
+        def room() -> bool:
+            return len(self._pending) < backlog or not self._connected
+        with self._cond:
+            if threading.get_ident() == self._network_thread:
+                return room()
+            return self._cond.wait_for(room, self.queue_wait)
+
+    def _publish_refused(self, topic: str, reason: str) -> bool:
+        """Count a refused publish; the first of an episode is logged as a warning."""
+        with self._cond:
+            self.stats.refused += 1
+            first, self._refusing = not self._refusing, True
+        if first:
+            log.warning("Publishing to %s failed: %s (further failures are logged at debug "
+                        "level until publishing works again)", topic, reason)
+        else:
+            log.debug("Publishing to %s failed: %s", topic, reason)
+        return False
 
     def wait_published(self, timeout: float) -> bool:
         """Block until the broker acknowledged every QoS 1 publish so far (or timeout)."""
-        deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending:
-                for mid in [m for m, info in self._pending.items() if info.is_published()]:
-                    del self._pending[mid]
-                remaining = deadline - time.monotonic()
-                if not self._pending or remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, 0.5))
-            return not self._pending
+            return self._cond.wait_for(lambda: not self._pending, timeout)
 
     def stop(self, timeout: float = 3.0) -> None:
         """Publish ``offline``, wait briefly for the acknowledgements and disconnect cleanly."""
@@ -316,13 +376,16 @@ class MqttConnection:
             return
         self._warnings.reset()
         self._connected_at = self._clock()
+        self._network_thread = threading.get_ident()
         log.info("Connected to MQTT broker %s:%d", self.config.host, self.config.port)
         for topic in self._subscriptions:
             client.subscribe(topic, qos=1)
         with self._cond:
             self._connected = True
             self._cond.notify_all()
-        client.publish(self.state_topic, ONLINE, qos=1, retain=True)
+        online = client.publish(self.state_topic, ONLINE, qos=1, retain=True)
+        with self._cond:
+            self._track(online, 1)
         for callback in list(self.on_connected):
             try:
                 callback()
@@ -405,7 +468,8 @@ class MqttConnection:
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any,
                     properties: Any = None) -> None:
         with self._cond:
-            self._pending.pop(mid, None)
+            if self._pending.pop(mid, None) is None:
+                self._acked_early.add(mid)
             self._cond.notify_all()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:

@@ -1,11 +1,13 @@
 """The controller: builds the components, wires them together, starts and stops them.
 
-All cloud work runs on one worker thread, so calls are serialised and the quota is easy to reason
-about; MQTT callbacks only validate requests and queue them.  The main thread only waits for a
-stop signal (SIGTERM, SIGINT, or SIGHUP: a closed terminal stops the bridge cleanly too; there is
-no reload, restart to read a changed config), so a stop publishes ``offline`` and exits within
-seconds even while an HTTP call is still waiting.  Under systemd the worker loop pings the
-watchdog each time round (:mod:`.systemd`): a loop that hangs gets the service restarted.
+One worker thread owns the schedule, the quota and the fleet's updates; the calls of a job go out
+together on the client's small pool (one round trip per poll), under its client-side copy of the
+gateway's rate bucket.  The announcer's thread sends discovery configs and republishes; MQTT
+callbacks only validate requests and queue them.  The main thread only waits for a stop signal
+(SIGTERM, SIGINT, or SIGHUP: a closed terminal stops the bridge cleanly too; there is no reload,
+restart to read a changed config), so a stop publishes ``offline`` and exits within seconds even
+while an HTTP call is still waiting.  Under systemd the worker loop pings the watchdog each time
+round (:mod:`.systemd`): a loop that hangs gets the service restarted.
 """
 from __future__ import annotations
 
@@ -80,16 +82,20 @@ class Service:
                               plants=config.plants,
                               ratios=RatioPoints(state_path(config, "ratio_points.json")))
         polling = config.polling
-        jobs = [Job("devices", polling.devices, self.jobs.refresh_devices, discovery=True),
-                Job("realtime", polling.realtime, self.jobs.poll_realtime),
-                Job("faults", polling.faults, self.jobs.poll_faults)]
+        calls_of = self.jobs.calls_of
+        jobs = [Job("devices", polling.devices, self.jobs.refresh_devices,
+                    calls=calls_of("devices"), discovery=True),
+                Job("realtime", polling.realtime, self.jobs.poll_realtime,
+                    calls=calls_of("realtime")),
+                Job("faults", polling.faults, self.jobs.poll_faults,
+                    early=self.jobs.start_faults, calls=calls_of("faults"))]
         self.poller = Poller(self.fleet, jobs, clock, api_calls=api_calls, polling=polling,
                              pause_file=state_path(config, "pause.json"))
         self.publisher = Publisher(self.mqtt, topics, self.fleet, api_calls=api_calls,
                                    status_file=status_path(config),
                                    denied_apis=self.client.denied_apis)
         self.announcer = Announcer(self.mqtt, topics, self.catalog, config.homeassistant,
-                                   on_ha_birth=self.republish)
+                                   on_republish=self._republish_states)
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
         self.fleet.listen(self.publisher)     # its first state arrives
         self.requests = RequestApi(self.mqtt, topics)
@@ -114,8 +120,13 @@ class Service:
         self.worker: Optional[threading.Thread] = None
 
     def republish(self) -> None:
-        """Discovery, then states, faults and info again (a reconnect, Home Assistant's birth)."""
+        """States, faults, info and discovery again, soon (a reconnect, Home Assistant's birth);
+        the announcer's thread carries it, so paho's own thread never waits for the broker."""
         self.announcer.republish()
+
+    def _republish_states(self) -> None:
+        """The announcer's republish: states, faults and info, then the control's read-backs
+        (the configs follow on the announcer's thread)."""
         self.publisher.republish()
         self.control.republish()
 
@@ -172,7 +183,8 @@ class Service:
                           f"({self.mqtt.diagnose()})")
                 return 1
             self.poller.run_cycle()
-            if not self.mqtt.wait_published(PUBLISH_TIMEOUT):
+            if not (self.announcer.flush(PUBLISH_TIMEOUT)
+                    and self.mqtt.wait_published(PUBLISH_TIMEOUT)):
                 log.error("The broker did not acknowledge every publish within %.0f s",
                           PUBLISH_TIMEOUT)
                 return 1

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Set
 
 from mqtt_probe import MqttProbe
 from sungrow2mqtt.clock import Clock, utc_now
@@ -71,20 +71,40 @@ class MovableClock(Clock):
         self.offset += seconds
 
 
-def ready(probe: MqttProbe, base: str) -> Dict:
-    """Wait until the first cycle published every device's faults and every plant's state.
+def ready(probe: MqttProbe, base: str, timeout: float = 30.0) -> Dict:
+    """Wait until the first cycle published every device's faults and every plant's state, and
+    (when the probe listens to the harness's discovery prefix ``<base>_ha``) the config of
+    every value published: configs follow the states on the announcer's own thread.
 
     Returns bridge/info.  A probe that subscribes after the cycle gets retained messages in the
     broker's order, so each topic is waited for, not only the last one published.
     """
     probe.wait_for(lambda p: (f"{base}/bridge/info" in p.messages and
                               json.loads(p.messages[f"{base}/bridge/info"])["last_poll"]
-                              ["faults"]["outcome"] == "ok"), 30, "bridge/info after faults")
+                              ["faults"]["outcome"] == "ok"), timeout, "bridge/info after faults")
     info = probe.json(f"{base}/bridge/info")
     wanted = [f"{base}/{d['ps_key']}/faults" for d in info["plants"] + info["devices"]]
     wanted += [f"{base}/{plant['ps_key']}" for plant in info["plants"]]
-    probe.wait_for(lambda p: all(t in p.messages for t in wanted), 30, "the first cycle's topics")
+    probe.wait_for(lambda p: all(t in p.messages for t in wanted), timeout,
+                   "the first cycle's topics")
+    if f"{base}_ha/#" in probe.filters:
+        with probe.lock:
+            configs = _configs_of_values(probe, base)
+        probe.wait_for(lambda p: all(t in p.messages for t in configs), 2 * timeout,
+                       "a discovery config for every value")
     return info
+
+
+def _configs_of_values(probe: MqttProbe, base: str) -> Set[str]:
+    """The sensor config topics the values in the probe's state messages call for."""
+    info = json.loads(probe.messages[f"{base}/bridge/info"])
+    wanted = set()
+    for device in info["plants"] + info["devices"]:
+        state = probe.messages.get(f"{base}/{device['ps_key']}")
+        for key, value in (json.loads(state) if state else {}).items():
+            if key != "last_update" and value is not None:
+                wanted.add(f"{base}_ha/sensor/sungrow2mqtt_{device['ps_key']}/{key}/config")
+    return wanted
 
 
 def configs(probe: MqttProbe, prefix: str) -> Dict[str, Dict]:

@@ -17,8 +17,8 @@ class MqttProbe:
     def __init__(self, port: int, *filters: str) -> None:
         self.messages: Dict[str, bytes] = {}
         self.history: List[Tuple[str, bytes, bool]] = []
-        self._cond = threading.Condition()
-        self._filters = filters
+        self.lock = self._cond = threading.Condition()   # held while messages change
+        self.filters = filters
         self._subscribed = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2,
                                   client_id="probe-" + uuid.uuid4().hex[:8])
@@ -31,7 +31,7 @@ class MqttProbe:
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: Any,
                     props: Any = None) -> None:
-        client.subscribe([(f, 1) for f in self._filters])
+        client.subscribe([(f, 1) for f in self.filters])
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
         with self._cond:

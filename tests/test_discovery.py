@@ -2,6 +2,8 @@
 import datetime as dt
 import re
 
+import pytest
+
 from sungrow2mqtt import discovery
 from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.discovery import Topics
@@ -92,6 +94,17 @@ def test_time_zones_and_device_time():
     assert parse_device_time("20251125101500", parse_time_zone("GMT+10")) == \
         "2025-11-25T10:15:00+10:00"
     assert parse_device_time("--", parse_time_zone("GMT+1")) is None
+
+
+@pytest.mark.parametrize("text, expected", [
+    (20250701120000, "2025-07-01T12:00:00+02:00"),          # a number, summer time in Berlin
+    ("20251231235959", "2025-12-31T23:59:59+01:00"),
+    ("20251332101500", None), ("20250230101500", None),     # no 13th month, no 30 February
+    ("20251125246000", None), ("2025112510150", None), (" 20251125101500", None),
+    ("２０２５１１２５１０１５００", None), ("2025-11-25 10:15", None), (None, None),
+])
+def test_device_time_is_read_exactly_or_not_at_all(text, expected):
+    assert parse_device_time(text, parse_time_zone("Europe/Berlin")) == expected
 
 
 def test_device_names_survive_odd_rows():

@@ -104,14 +104,17 @@ def test_an_api_denied_with_e900_is_named_once_and_every_other_api_keeps_working
     start()
     probe.wait_for(lambda p: f"{base_topic}/bridge/info" in p.messages
                    and info(p, base_topic)["denied_apis"], 30, "the denied API in bridge/info")
-    assert sim.call_counts()["login"] == 2         # one login tells a dead token apart, no more
+    # one login tells a dead token apart, no more; none when the denied call went out with the
+    # token the first login had just issued (the fault query starts beside the device job)
+    logins = sim.call_counts()["login"]
+    assert logins in (1, 2)
     denied = sim.call_counts()[DENIED]
-    realtime = sim.call_counts()["getDeviceRealTimeData"]
+    realtime = sim.call_counts().get("getDeviceRealTimeData", 0)   # the wave may be under way
     for _ in range(3):
         answer = refresh(probe, base_topic)
         assert f"{DENIED} is not authorised" in answer["error"]
     counts = sim.call_counts()
-    assert counts["login"] == 2 and counts[DENIED] == denied, "a login loop or a denied call"
+    assert counts["login"] == logins and counts[DENIED] == denied, "a login loop or a denied call"
     assert counts["getDeviceRealTimeData"] > realtime
     now = info(probe, base_topic)
     assert now["last_poll"]["realtime"]["outcome"] == "ok"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal, Mapping, Optional, Union
 
 from sungrow2mqtt.catalog.ha import NON_NUMERIC_DEVICE_CLASSES
@@ -69,7 +70,11 @@ def _code_text(raw: object) -> Optional[str]:
 
 @dataclass(frozen=True)
 class PointSpec:
-    """One measuring point of one device type: how it is named, scaled and announced to HA."""
+    """One measuring point of one device type: how it is named, scaled and announced to HA.
+
+    What a spec is (enum, numeric, ratio, ...) is worked out once per spec and kept: a poll of a
+    thousand devices asks it tens of thousands of times.
+    """
 
     device_type: int
     point_id: int
@@ -87,12 +92,12 @@ class PointSpec:
     options: Mapping[str, str] = field(default_factory=dict, hash=False)
     source: str = ""
 
-    @property
+    @cached_property
     def is_enum(self) -> bool:
         """True when the API sends a code that is published as its label."""
         return bool(self.options) or self.device_class in NON_NUMERIC_DEVICE_CLASSES
 
-    @property
+    @cached_property
     def is_numeric(self) -> bool:
         """True when the published value is a number (HA then expects one, or fails the entity)."""
         if self.is_enum:
@@ -105,25 +110,25 @@ class PointSpec:
             or self.scale != 1
         )
 
-    @property
+    @cached_property
     def is_ratio(self) -> bool:
         """A 0-1 fraction published in % (``unit: "%"``, ``scale: 100``): the catalog's one way
         to say "ratio".  A plant may send such a point as 0-100 instead; the bridge learns that
         per device from a value above 1 (``components.ratios``)."""
         return self.unit == "%" and self.scale == 100
 
-    @property
+    @cached_property
     def is_share(self) -> bool:
         """A share of a whole in % (a ratio or a battery level): a published value outside
         0-100 is impossible."""
         return self.is_ratio or (self.unit == "%" and self.device_class == "battery")
 
-    @property
+    @cached_property
     def polled(self) -> bool:
         """Whether the bridge fetches this point (default and optional tiers)."""
         return self.enabled is True or self.enabled == OPTIONAL
 
-    @property
+    @cached_property
     def api_key(self) -> str:
         """The key under which realtime answers carry this point (``p`` + point id)."""
         return f"p{self.point_id}"

@@ -219,7 +219,10 @@ def map_realtime_row(specs: Iterable[PointSpec], row: Mapping[str, Any], tz: dt.
     """
     values: Values = {}
     for spec in specs:
-        value = spec.convert(row.get(f"p{spec.point_id}"))
+        raw = row.get(spec.api_key)
+        if raw is None:             # most points of most rows: not worth a call
+            continue
+        value = spec.convert(raw)
         if value is not None:
             values[spec.key] = publishable(value)
     values[LAST_UPDATE] = (parse_device_time(row.get("device_time"), tz)

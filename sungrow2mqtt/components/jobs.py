@@ -1,16 +1,18 @@
 """The cloud side of each poll: what it asks the Open API and how the answers land in the fleet.
 
 Each job is a plain method that the poller runs and that raises on failure: the poller owns
-episodes, pauses and outcomes.  The realtime poll hands each device type's answer to the fleet
-as soon as it is back, so its states go out while later calls are still under way.
+episodes, pauses and outcomes.  Independent calls go out together on the client's pool: the plant
+list, the device list and the quota; every realtime chunk (and the fault query, started early by
+the poller's wave).  The realtime poll hands each chunk's answer to the fleet as soon as it is
+back, so its states go out while the other chunks are still on their way.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
-from sungrow2mqtt.catalog import Catalog
+from sungrow2mqtt.catalog import Catalog, PointSpec
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.fleet import (
     FleetState,
@@ -21,7 +23,7 @@ from sungrow2mqtt.components.fleet import (
 )
 from sungrow2mqtt.components.ratios import RatioPoints
 from sungrow2mqtt.errors import Sungrow2MqttError
-from sungrow2mqtt.isolarcloud.client import IsolarCloudClient, RealtimeResult
+from sungrow2mqtt.isolarcloud.client import IsolarCloudClient, Row
 from sungrow2mqtt.isolarcloud.errors import ApiError
 from sungrow2mqtt.model import (
     PLANT_DEVICE_TYPE,
@@ -32,6 +34,11 @@ from sungrow2mqtt.model import (
 )
 
 log = logging.getLogger(__name__)
+
+# The Open API services each job calls, to count a job's calls when its calls overlap another's.
+SERVICES = {"devices": ("getPowerStationList", "getDeviceListByUser", "getOpenApiCallInfo"),
+            "realtime": ("getDeviceRealTimeData",),
+            "faults": ("getFaultAlarmInfo",)}
 
 
 class NoPlants(Sungrow2MqttError):
@@ -50,19 +57,33 @@ class CloudJobs:
         self._clock = clock
         self._plants = set(plants)
         self._ratios = ratios or RatioPoints()
+        self._specs: Dict[int, List[PointSpec]] = {}     # device type -> its polled points
+
+    def calls_of(self, kind: str) -> Callable[[], int]:
+        """How many calls the job ``kind`` has made so far (those of its services)."""
+        calls, services = self._client.transport.stats.calls, SERVICES[kind]
+        return lambda: sum(calls.get(service, 0) for service in services)
 
     def refresh_devices(self) -> int:
-        """Discover plants and devices: 2 paged calls for the whole account (+1 quota call).
+        """Discover plants and devices: 2 paged calls for the whole account (+1 quota call), all
+        three sent together.
 
         Finding no plant is a failure (NoPlants), not an empty fleet: a cloud that answers with
         an empty list for a while must not remove every device.
         """
-        plants = self._plants_of_account()
+        quota = self._client.submit(self._client.get_open_api_call_info)
+        plant_rows = self._client.submit(self._client.get_power_station_list)
+        device_rows = self._client.get_device_list_by_user()
+        try:
+            self._land_quota(quota.result())
+        except ApiError as exc:
+            log.info("Call quota not available: %s", exc)
+        plants = self._plants_of_account(plant_rows.result())
         if not plants:
             raise NoPlants("device discovery found no plant" + (
                 " of those configured (plants)" if self._plants else " in the account"))
         devices: Dict[str, Device] = {p.ps_key: p for p in plants.values()}
-        for row in self._client.get_device_list_by_user():
+        for row in device_rows:
             plant = plants.get(as_int(row.get("ps_id")))
             if plant is None or not row.get("ps_key"):
                 continue
@@ -78,20 +99,16 @@ class CloudJobs:
                             "or device type", plant.ps_id, device.ps_key)
                 continue
             devices[device.ps_key] = device
-        try:
-            self.fetch_quota()
-        except ApiError as exc:
-            log.info("Call quota not available: %s", exc)
         self._fleet.set_devices(devices)
         log.info("Bridging %d plant(s) with %d device(s)", len(plants),
                  len(devices) - len(plants))
         return len(devices)
 
-    def _plants_of_account(self) -> Dict[int, Device]:
+    def _plants_of_account(self, rows: List[Row]) -> Dict[int, Device]:
         """The account's plants, or those the configuration names."""
         type_name = self._catalog.device_type_name(PLANT_DEVICE_TYPE)
         plants: Dict[int, Device] = {}
-        for row in self._client.get_power_station_list():
+        for row in rows:
             try:
                 plant = plant_from_row(row, type_name)
             except ValueError:          # no usable ps_id
@@ -110,18 +127,21 @@ class CloudJobs:
         A poll of every device ends the wait for values: entities still without one are stale.
         A device the cloud names in ``fail_ps_key_list`` keeps its values and is marked unserved.
         """
-        devices = self._known_devices(ps_ids)
+        devices: Dict[str, Device] = {d.ps_key: d for d in self._known_devices(ps_ids)}
+        points = {device_type: [spec.point_id for spec in self._polled(device_type)]
+                  for device_type in {device.device_type for device in devices.values()}}
         updated = 0
-        for group, result in self._realtime_answers(devices):
+        for part in self._client.iter_real_time_data(list(devices), points):
             polled_at = self._clock.wall()
-            rows = result.by_ps_key()
-            for device in group:
-                row = rows.get(device.ps_key)
-                if row is not None:
+            rows = part.by_ps_key()
+            for ps_key, row in rows.items():
+                device = devices.get(ps_key)
+                if device is not None:
                     self.update_device(device, row, polled_at)
                     updated += 1
-                elif device.ps_key in result.fail_ps_key_list:
-                    self._fleet.set_unserved(device, polled_at)
+            for ps_key in part.fail_ps_key_list:
+                if ps_key in devices and ps_key not in rows:
+                    self._fleet.set_unserved(devices[ps_key], polled_at)
         if not ps_ids:
             self._fleet.full_poll_done()
         return updated
@@ -129,26 +149,30 @@ class CloudJobs:
     def update_device(self, device: Device, row: Mapping[str, Any], polled_at: dt.datetime
                       ) -> None:
         """One device's realtime row through the catalog into the fleet (and so out)."""
-        specs = self._ratios.specs_for(device, self._catalog.enabled(device.device_type), row)
+        specs = self._ratios.specs_for(device, self._polled(device.device_type), row)
         values = map_realtime_row(specs, row, device.tz, polled_at)
         self._fleet.update_values(device, self._ratios.possible(device, specs, values))
 
-    def _realtime_answers(self, devices: List[Device]
-                          ) -> Iterator[Tuple[List[Device], RealtimeResult]]:
-        """One answer per device type (the 2.14 service takes one type per call)."""
-        by_type: Dict[int, List[Device]] = {}
-        for device in devices:
-            by_type.setdefault(device.device_type, []).append(device)
-        for device_type, group in sorted(by_type.items()):
-            points = [spec.point_id for spec in self._catalog.enabled(device_type)]
-            if points:
-                yield group, self._client.get_device_real_time_data(
-                    device_type, points, ps_keys=[d.ps_key for d in group])
+    def _polled(self, device_type: int) -> List[PointSpec]:
+        """The catalog's polled points of a device type, looked up once."""
+        specs = self._specs.get(device_type)
+        if specs is None:
+            specs = self._specs[device_type] = self._catalog.enabled(device_type)
+        return specs
 
     def poll_faults(self) -> int:
         """Open faults and alarms of all plants in one paged call; returns how many are open."""
+        self._known_devices()
+        return self._land_faults(self._client.get_fault_alarm_info())
+
+    def start_faults(self) -> Callable[[], int]:
+        """The fault query sent now, on the client's pool; the work returned lands its answer
+        (the poller's early part of the faults job)."""
+        answer = self._client.submit(self._client.get_fault_alarm_info)
+        return lambda: self._land_faults(answer.result())
+
+    def _land_faults(self, rows: List[Row]) -> int:
         devices: Dict[str, Device] = {d.ps_key: d for d in self._known_devices()}
-        rows = self._client.get_fault_alarm_info()
         found = faults_by_device(rows, devices)
         for ps_key, items in found.items():
             self._fleet.set_faults(devices[ps_key], items)
@@ -167,7 +191,9 @@ class CloudJobs:
         The hour's row is picked by the UTC hour of the bridge's clock, the clock and hours a
         rate-limit pause is measured by (:class:`Poller`), not by the machine's local hour.
         """
-        quota = quota_summary(self._client.get_open_api_call_info(),
-                              self._clock.wall().astimezone(dt.timezone.utc).hour)
+        return self._land_quota(self._client.get_open_api_call_info())
+
+    def _land_quota(self, data: Row) -> Dict[str, Any]:
+        quota = quota_summary(data, self._clock.wall().astimezone(dt.timezone.utc).hour)
         self._fleet.set_quota(quota)
         return quota

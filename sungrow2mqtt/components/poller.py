@@ -3,12 +3,14 @@
 Jobs run on monotonic deadlines, so no change of the wall clock (summer time ending, an NTP step)
 stalls or hurries a poll.  Each episode of cloud trouble is logged once, whichever job meets it; a
 rate limit or a refused login pauses every cloud call for as long as the cloud says, measured on
-the monotonic clock too.  A rate-limit pause is kept in the state directory with its end time, so
-a restarted bridge does not call the cloud inside it either.  An API this appkey may not call
-(ApiNotAuthorised) is no episode: the client names it once and holds back that API alone.  A job
-never raises: its outcome goes into the fleet state.  Until the device discovery job has found
-the fleet, it is retried within seconds (growing, capped), not after its hour: a bridge that
-starts while the internet is not up yet publishes soon after it is.
+the monotonic clock too.  Jobs due together run as one wave: a job with an ``early`` part starts
+its calls with the wave, beside the jobs before it (the fault query beside the realtime calls), so
+a cycle costs about one round trip.  A rate-limit pause is kept in the state directory with its
+end time, so a restarted bridge does not call the cloud inside it either.  An API this appkey
+may not call (ApiNotAuthorised) is no episode: the client names it once and holds back that API
+alone.  A job never raises: its outcome goes into the fleet state.  Until the device discovery
+job has found the fleet, it is retried within seconds (growing, capped), not after its hour: a
+bridge that starts while the internet is not up yet publishes soon after it is.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ QUOTA_MARGIN = 0.8     # share of the hourly quota polling may use
 DISCOVERY_RETRY = 5.0          # seconds: the first retry of a device discovery that found nothing
 DISCOVERY_RETRY_CAP = 300.0    # ... doubling up to this (or the job's interval, if shorter)
 T = TypeVar("T")
+Run = Tuple[Any, Optional[PollOutcome]]     # a job's result and outcome; (None, None): skipped
 
 
 class CloudPaused(Sungrow2MqttError):
@@ -50,13 +53,20 @@ class CloudPaused(Sungrow2MqttError):
 class Job:
     """One kind of periodic cloud work (``kind`` names it in ``bridge/info``).
 
-    ``discovery``: the job that finds the fleet; while no device is known, its failure is retried
-    within seconds, and jobs that had nothing to poll run as soon as it succeeds.
+    ``early`` starts the job's calls at once and returns the work that lands them, run once the
+    jobs before it in the wave are done (its answers may need their results).  ``calls`` counts
+    the job's own API calls so far (those of its services): calls that overlap other jobs of the
+    wave still count for the job that made them.  Without it, every call while the job runs
+    counts for it.  ``discovery``: the job that finds the fleet; while no device is known, its
+    failure is retried within seconds, and jobs that had nothing to poll run as soon as it
+    succeeds.
     """
 
     kind: str
     interval: float
     work: Callable[[], Any]
+    early: Optional[Callable[[], Callable[[], Any]]] = None
+    calls: Optional[Callable[[], int]] = None
     discovery: bool = False
 
 
@@ -80,7 +90,7 @@ class Poller:
         self._pause_file = StateFile(pause_file)
         self._retry: Optional[float] = None           # seconds until discovery is tried again
         self._waiting: Set[str] = set()               # jobs that found no device to poll
-        self.last_cloud_poll = float("-inf")          # monotonic end of the last cloud work
+        self.last_cloud_poll = float("-inf")          # monotonic end of the last job's calls
 
     def start(self) -> None:
         """Every job is due now: the first cycle runs at once, unless a kept pause lasts."""
@@ -93,29 +103,29 @@ class Poller:
         self._due = {}
 
     def run_due(self) -> None:
-        """Run every job whose deadline has come, in the order the jobs were given.
+        """Run every job whose deadline has come as one wave, in the order the jobs were given.
 
-        The next deadline is set before a job runs, so a job that fails in a way nobody foresaw
-        is not run again at once.  The first time every job ran, the quota fit is checked.
+        The next deadlines are set before the wave runs, so a job that fails in a way nobody
+        foresaw is not run again at once.  The first time every job ran, the quota fit is checked.
         """
-        ran = 0
-        for kind, job in self._jobs.items():
-            due = self._due.get(kind)
-            now = self._clock.monotonic()
-            if due is None or now < due:
-                continue
-            # skip the beats missed by an overrun
-            self._due[kind] = due + job.interval if due + job.interval > now else (
-                now + job.interval)
-            outcome = self._run(kind)[1]
-            if job.discovery:
-                self._discovered(kind, job, outcome is not None and outcome.ok is True)
-            ran += 1
-        if ran == len(self._jobs) and not self._fit_checked:
+        now = self._clock.monotonic()
+        due = [kind for kind in self._jobs if self._due.get(kind, float("inf")) <= now]
+        if not due:
+            return
+        for kind in due:
+            interval = self._jobs[kind].interval
+            self._due[kind] += interval
+            if self._due[kind] <= now:                         # overran: skip the missed beats
+                self._due[kind] = now + interval
+        runs = self._wave(dict.fromkeys(due))
+        for kind, (_, outcome) in runs.items():
+            if self._jobs[kind].discovery:
+                self._discovered(kind, outcome is not None and outcome.ok is True)
+        if len(due) == len(self._jobs) and not self._fit_checked:
             self._fit_checked = True
             self.check_quota_fit()
 
-    def _discovered(self, kind: str, job: Job, ok: bool) -> None:
+    def _discovered(self, kind: str, ok: bool) -> None:
         """After a discovery run: retry soon while the fleet is unknown, or wake the waiting."""
         if self._fleet.devices():
             self._retry = None
@@ -125,7 +135,7 @@ class Poller:
                     self._due[waiting] = now
             self._waiting.clear()
         elif not ok:
-            cap = min(DISCOVERY_RETRY_CAP, job.interval)
+            cap = min(DISCOVERY_RETRY_CAP, self._jobs[kind].interval)
             self._retry = DISCOVERY_RETRY if self._retry is None else min(cap, 2 * self._retry)
             self._due[kind] = self._clock.monotonic() + self._retry
 
@@ -136,36 +146,75 @@ class Poller:
         return max(0.0, min(self._due.values()) - self._clock.monotonic())
 
     def run_cycle(self) -> None:
-        """Every job once, now (``run --once``), then the quota check."""
-        for kind in self._jobs:
-            self.run(kind)
+        """Every job once, now, as one wave (``run --once``), then the quota check."""
+        self.run_wave(dict.fromkeys(self._jobs))
         self._fit_checked = True
         self.check_quota_fit()
 
     def run(self, kind: str, work: Optional[Callable[[], Any]] = None) -> Any:
         """Run one job now (``work`` instead of the job's own); its result, None when it failed
         or was skipped because cloud calls are paused."""
-        return self._run(kind, work)[0]
+        return self.run_wave({kind: work})[kind]
 
-    def attempt(self, kind: str, work: Optional[Callable[[], Any]] = None) -> PollOutcome:
-        """Run one job now for a request: the outcome of this very run; CloudPaused while cloud
-        calls are paused (the job is not run, and no earlier outcome passes for this one)."""
+    def run_wave(self, works: Mapping[str, Optional[Callable[[], Any]]]) -> Dict[str, Any]:
+        """Run these jobs now, in order (a work given replaces the job's own); the early parts of
+        the others start first.  Results by kind, None where a job failed or was skipped."""
+        return {kind: result for kind, (result, _) in self._wave(works).items()}
+
+    def attempt(self, works: Mapping[str, Optional[Callable[[], Any]]]
+                ) -> Dict[str, PollOutcome]:
+        """Run these jobs now as one wave for a request: the outcomes of this very run;
+        CloudPaused while cloud calls are paused (no job is run, and no earlier outcome passes
+        for this one's)."""
         self.refuse_if_paused()
-        outcome = self._run(kind, work)[1]
-        assert outcome is not None
-        return outcome
+        runs = self._wave(works)
+        if any(outcome is None for _, outcome in runs.values()):
+            self.refuse_if_paused()                      # a pause began inside the wave
+        return {kind: outcome for kind, (_, outcome) in runs.items() if outcome is not None}
 
-    def _run(self, kind: str, work: Optional[Callable[[], Any]] = None
-             ) -> Tuple[Any, Optional[PollOutcome]]:
-        """(result, outcome) of one run of a job; (None, None) when skipped while paused."""
+    def _wave(self, works: Mapping[str, Optional[Callable[[], Any]]]) -> Dict[str, Run]:
+        """Run the jobs in order; the early parts start with the wave, or, while the fleet is
+        unknown, once a job before them has found it (a fault query needs the devices)."""
+        counters = {kind: self._jobs[kind].calls or self._api_calls for kind in works}
+        before = {kind: counter() for kind, counter in counters.items()}
+        early: Dict[str, Tuple[Optional[Callable[[], Any]], float]] = {}
+        runs: Dict[str, Run] = {}
+        for kind, work in works.items():
+            if not early and self._fleet.devices():
+                started = self._clock.monotonic()
+                early = {k: (self._start_early(k), started) for k, w in works.items()
+                         if w is None and k not in runs}
+            landing, begun = early.get(kind, (None, 0.0))
+            if landing is None:                               # its calls start now
+                before[kind], begun = counters[kind](), self._clock.monotonic()
+            runs[kind] = self._run_one(kind, landing or work or self._jobs[kind].work,
+                                       counters[kind], before[kind], begun)
+        return runs
+
+    def _start_early(self, kind: str) -> Optional[Callable[[], Any]]:
+        """The calls of a job with an early part, started now (not while paused), and the work
+        that lands them; None for a job without one."""
+        job = self._jobs[kind]
+        if job.early is None or self.paused_until() is not None:
+            return None
+        try:
+            return job.early()
+        except Exception as exc:  # noqa: BLE001 - it becomes the job's failure, handled there
+            error = exc
+
+        def failed() -> Any:
+            raise error
+        return failed
+
+    def _run_one(self, kind: str, work: Callable[[], Any], count: Callable[[], int],
+                 before: int, started: float) -> Run:
         if self.paused_until() is not None:
             log.debug("Skipping %s poll: %s", kind, self._paused_text())
             self._fleet.heartbeat()
             return None, None
-        before, started = self._api_calls(), self._clock.monotonic()
         result, error = None, None
         try:
-            result = (work or self._jobs[kind].work)()
+            result = work()
         except FleetUnknown as exc:          # nothing to poll yet: no cloud trouble, no recovery
             self._waiting.add(kind)
             error = str(exc)
@@ -180,7 +229,7 @@ class Poller:
             self._cloud_recovered()
         self.last_cloud_poll = self._clock.monotonic()
         outcome = PollOutcome(time=self._clock.wall(), ok=error is None, error=error,
-                              api_calls=self._api_calls() - before,
+                              api_calls=count() - before,
                               duration_s=self.last_cloud_poll - started)
         self._fleet.record_outcome(kind, outcome)
         return result, outcome

@@ -1,14 +1,18 @@
 """What the bridge publishes about the fleet: states, faults, ``bridge/info``, the status file.
 
 All retained, so a client that subscribes later (Home Assistant after a restart) gets the latest
-values at once; a device that left the account has its topics cleared.  A device's fault list is
-capped (a cloud that pages forever must not make a payload of megabytes), and a status file that
-cannot be written is tried again next time: one full disk must not blind ``health`` for good.
+values at once; a device that left the account has its topics cleared.  A state that did not
+change since paho last accepted it is not sent again (a republish sends everything).  The worker
+and a republish (on the announcer's thread) publish under one lock, so neither overtakes the
+other with an older state.  A device's fault list is capped (a cloud that pages forever must not
+make a payload of megabytes), and a status file that cannot be written is tried again next time:
+one full disk must not blind ``health`` for good.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
@@ -19,7 +23,7 @@ from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.health import write_status
 from sungrow2mqtt.isolarcloud.client import NOT_AUTHORISED_ADVICE
 from sungrow2mqtt.model import Device
-from sungrow2mqtt.mqtt import MqttConnection
+from sungrow2mqtt.mqtt import MqttConnection, encode
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,8 @@ class Publisher(FleetListener):
         self._status_file = status_file
         self._status_failing = False
         self._denied_apis = denied_apis
+        self._lock = threading.RLock()
+        self._published: Dict[str, int] = {}    # ps_key -> digest of the state paho accepted
 
     def start(self) -> None:
         """Nothing to set up: publishing follows the fleet."""
@@ -49,12 +55,13 @@ class Publisher(FleetListener):
 
     def republish(self) -> None:
         """States, faults and info again (after a reconnect or Home Assistant's birth)."""
-        snapshot = self._fleet.snapshot()
-        for ps_key, state in snapshot.values.items():
-            self._mqtt.publish(self._topics.state(ps_key), state, retain=True)
-        for ps_key, faults in snapshot.faults.items():
-            self._publish_faults(ps_key, faults)
-        self.publish_info()
+        with self._lock:                  # states the worker sends meanwhile are in the snapshot
+            snapshot = self._fleet.snapshot()
+            for ps_key, state in snapshot.values.items():
+                self._publish_state(ps_key, state, forced=True)
+            for ps_key, faults in snapshot.faults.items():
+                self._publish_faults(ps_key, faults)
+            self.publish_info()
 
     def publish_info(self) -> None:
         """The retained ``bridge/info`` document, and the status file."""
@@ -79,7 +86,8 @@ class Publisher(FleetListener):
             "denied_apis": [{"api": api, "until": iso(until), "advice": NOT_AUTHORISED_ADVICE}
                             for api, until in sorted(self._denied_apis().items())],
         }
-        self._mqtt.publish(self._topics.bridge_info, info, retain=True)
+        with self._lock:
+            self._mqtt.publish(self._topics.bridge_info, info, retain=True)
         if self._status_file is not None:
             self._write_status(self._status_file, info,
                                all(o.ok is not False for o in snapshot.outcomes.values()))
@@ -99,27 +107,42 @@ class Publisher(FleetListener):
                 log.info("Status file %s written again", path)
             self._status_failing = False
 
+    def _publish_state(self, ps_key: str, state: Mapping[str, Any], forced: bool = False
+                       ) -> None:
+        data = encode(state)
+        digest = hash(data)
+        with self._lock:
+            if not forced and self._published.get(ps_key) == digest:
+                return
+            if self._mqtt.publish(self._topics.state(ps_key), data, retain=True):
+                self._published[ps_key] = digest
+            else:                         # not sent: the next poll sends it even if unchanged
+                self._published.pop(ps_key, None)
+
     def _publish_faults(self, ps_key: str, faults: Sequence[Fault]) -> None:
         """The open faults, the newest MAX_FAULTS_SHOWN of them, and how many more there are."""
         payload: Dict[str, Any] = {"problem": "ON" if faults else "OFF",
                                    "faults": list(faults[-MAX_FAULTS_SHOWN:])}
         if len(faults) > MAX_FAULTS_SHOWN:
             payload["not_shown"] = len(faults) - MAX_FAULTS_SHOWN
-        self._mqtt.publish(self._topics.faults(ps_key), payload, retain=True)
+        with self._lock:
+            self._mqtt.publish(self._topics.faults(ps_key), payload, retain=True)
 
     # -- fleet events (worker thread) -------------------------------------------------------------
 
     def on_devices(self, devices: Sequence[Device], removed: Sequence[Device]) -> None:
         """Clear the topics of devices that left; the device list is in ``bridge/info``."""
-        for device in removed:
-            self._mqtt.publish(self._topics.state(device.ps_key), None, retain=True)
-            self._mqtt.publish(self._topics.faults(device.ps_key), None, retain=True)
+        with self._lock:
+            for device in removed:
+                self._published.pop(device.ps_key, None)
+                self._mqtt.publish(self._topics.state(device.ps_key), None, retain=True)
+                self._mqtt.publish(self._topics.faults(device.ps_key), None, retain=True)
         self.publish_info()
 
     def on_values(self, device: Device, state: Mapping[str, Any], new_keys: Sequence[str]
                   ) -> None:
-        """The device's state."""
-        self._mqtt.publish(self._topics.state(device.ps_key), dict(state), retain=True)
+        """The device's state, unless paho has it already."""
+        self._publish_state(device.ps_key, state)
 
     def on_faults(self, device: Device, faults: Sequence[Fault]) -> None:
         """The device's open faults and its problem flag."""

@@ -41,8 +41,10 @@ class Refresh:
         wanted = {r.params["ps_id"] for r in requests if r.params.get("ps_id")}
         everything = any(r.params.get("ps_id") is None for r in requests)
         ps_ids = None if everything else wanted
-        realtime = self._poller.attempt("realtime", lambda: self._poll_realtime(ps_ids))
-        faults = self._poller.attempt("faults")
+        # one wave: the fault query goes out beside the realtime calls
+        outcomes = self._poller.attempt({"realtime": lambda: self._poll_realtime(ps_ids),
+                                         "faults": None})
+        realtime, faults = outcomes["realtime"], outcomes["faults"]
         if realtime.error or faults.error:
             raise Sungrow2MqttError(realtime.error or faults.error or "")
         return {"plants": sorted(ps_ids) if ps_ids else "all", "throttled": batch.throttled,

@@ -6,6 +6,7 @@ test to one component and let it move time instead of sleeping.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import paho.mqtt.client as paho
@@ -51,7 +52,10 @@ class RecordingMqtt:
         self.handlers: Dict[str, Callable[[str, bytes, bool], None]] = {}
         self.connected = True
 
-    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1) -> bool:
+    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1,
+                backlog: Optional[int] = None) -> bool:
+        if isinstance(payload, bytes):          # already encoded JSON: record it decoded
+            payload = json.loads(payload) if payload else None
         self.published.append((topic, payload, retain))
         return True
 

@@ -57,7 +57,7 @@ class ControlUnderTest:
         self.client = make_client(sim)
         self.paused: Optional[dt.datetime] = None
         self.announcer = Announcer(self.mqtt, self.topics, load_catalog(),
-                                   config.homeassistant, on_ha_birth=lambda: None)
+                                   config.homeassistant, on_republish=lambda: None)
         self.requests = RequestApi(self.mqtt, self.topics)
         self.control = Control(
             settings or ControlConfig(enabled=True, plants=(), devices=()), CATALOG,

@@ -279,6 +279,15 @@ class CustomBroker:
             self.process.wait(timeout=10)
 
 
+@pytest.fixture
+def unqueued_broker(tmp_path: Path) -> Iterator["CustomBroker"]:
+    """mosquitto without a limit on the messages it queues for a client (1,000 by default, then
+    it drops them): a probe in a busy test process must not be what loses messages."""
+    broker = CustomBroker(tmp_path, ["allow_anonymous true", "max_queued_messages 0"]).start()
+    yield broker
+    broker.stop()
+
+
 class Collector:
     """Every message on ``#`` of a broker, retained ones included, for secret scans."""
 

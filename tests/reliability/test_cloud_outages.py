@@ -136,8 +136,10 @@ def test_outage_keeps_last_states_logs_once_and_recovers(name, shared_broker, ba
             driven.cycle()
             assert driven.outcome("realtime") == "ok" and driven.outcome("faults") == "ok"
             _assert_recovery_logged(caplog)
-            probe.wait_for(lambda p: any(t == topics[0] for t, _ in messages_since(
-                p, mark, lambda t: True)), 10, "fresh states after recovery")
+            # an unchanged state is not sent again: the retained one must be the fleet's
+            latest = driven.fleet.snapshot().values[topics[0].split("/")[-1]]
+            probe.wait_for(lambda p: json.loads(p.messages[topics[0]]) == latest, 10,
+                           "the recovered states retained")
             probe.wait_topic(f"{base_topic}/bridge/info", check=lambda d: json.loads(d)[
                 "last_poll"]["faults"]["outcome"] == "ok")
             assert info_of(probe, base_topic)["last_poll"]["realtime"]["error"] is None

@@ -109,8 +109,10 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
             assert probe.request(base_topic, "refresh", {}, timeout=20)["status"] == "ok"
             mark = len(probe.history)
             assert probe.request(base_topic, "refresh", {}, timeout=20)["status"] == "ok"
-            probe.wait_for(lambda p: any(t.count("/") == 1 and not t.endswith("/bridge")
-                                         for t, _, _ in p.history[mark:]), 10, "fresh states")
+            info = f"{base_topic}/bridge/info"    # unchanged states are not sent again
+            probe.wait_for(lambda p: any(t == info and json.loads(d)["last_poll"]["realtime"]
+                                         ["outcome"] == "ok" for t, d, _ in p.history[mark:]),
+                           10, "a good realtime poll")
             # slow simulated answers still sleeping must finish before counting
             wait_until(lambda: (_open_fds() <= baseline["fds"] + FD_SLACK and
                                 threading.active_count() <= baseline["threads"] + THREAD_SLACK),
