@@ -84,7 +84,12 @@ def parse_fields(name: str, body: Mapping[str, Any], schema: Section,
     """The checked fields of a request body; BadRequest naming every bad, missing or unknown
     field on one line (an unknown one also lists what the request takes)."""
     problems = Problems("")
-    params = Walker(problems).section("", dict(body), schema)
+    try:
+        params = Walker(problems).section("", dict(body), schema)
+    except Exception:  # a bug of ours in a checker must not leave the request unanswered
+        log.exception("Checking a %s request failed", name)
+        raise BadRequest(name, "the bridge failed to check this request (a bug: see its log)",
+                         transaction) from None
     if params is FAILED:
         names = [field.name for field in schema.fields]
         if any(key not in names for key in body):
