@@ -501,6 +501,28 @@ def proc_stats(pid: Optional[int] = None) -> Dict[str, int]:
             "fds": len(os.listdir(f"{where}/fd"))}
 
 
+def sockets_to(port: int, pid: Optional[int] = None) -> int:
+    """How many of a process's open file descriptors are TCP connections to ``port``: a pool of
+    keep-alive connections grows and shrinks with the load, a leak only grows."""
+    inodes = set()
+    for table_file in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table_file, encoding="ascii") as table_lines:
+                rows = [line.split() for line in table_lines.readlines()[1:]]
+        except OSError:
+            continue
+        inodes |= {row[9] for row in rows if int(row[2].rsplit(":", 1)[1], 16) == port}
+    where = f"/proc/{pid}" if pid else "/proc/self"
+    count = 0
+    for fd in os.listdir(f"{where}/fd"):
+        try:
+            target = os.readlink(f"{where}/fd/{fd}")
+        except OSError:            # closed meanwhile
+            continue
+        count += target.startswith("socket:[") and target[8:-1] in inodes
+    return count
+
+
 def mib(kib: float) -> str:
     """KiB as MiB with one decimal, the unit of the memory tables."""
     return f"{kib / 1024:.1f}"

@@ -27,19 +27,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from urllib.parse import urlsplit
 
 from _harness import (
     GATEWAY_BURST, GATEWAY_RATE, UNLIMITED_QUOTA, InProcessBridge, Mosquitto, Recorder,
     SimulatorProcess, acknowledged_but_held, add_common_arguments, bridge_config, fleet_label,
-    lift_cloud_pause, mib, new_base_topic, proc_stats, setup_logging, table, workdir,
+    lift_cloud_pause, mib, new_base_topic, proc_stats, setup_logging, sockets_to, table,
+    workdir,
 )
 from sungrow2mqtt.components.fleet import PollOutcome  # after _harness: it sets the path
+from sungrow2mqtt.isolarcloud.client import MAX_WORKERS
 
 RSS_LIMIT_KIB = 20 * 1024
 QUICK_SECONDS = 60
 TAIL_SECONDS = 8          # no injections at the end, so the last snapshot sees a quiet bridge
 PAUSE_HOLD_SECONDS = 2    # how long an injected E999 pause is left in place before lifting it
 MAX_OPEN_FAULTS = 10
+POOL_THREAD_PREFIX = "isolarcloud_"   # ThreadPoolExecutor names its threads <prefix>_<n>
 # (mode, result code, count range): what the simulator is told to do to the next requests
 FAILURES = (("http500", None, (1, 4)), ("garbage", None, (1, 2)), ("timeout", None, (1, 1)),
             ("code", "E999", (1, 1)), ("code", "E00003", (1, 1)))
@@ -308,6 +312,12 @@ def wait_healthy(running: InProcessBridge, timeout: float) -> bool:
     return False
 
 
+def pool_threads() -> int:
+    """Threads of the client's call pool: the executor starts them as calls need, up to its
+    size, so they may grow once during a run without leaking."""
+    return sum(t.name.startswith(POOL_THREAD_PREFIX) for t in threading.enumerate())
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the soak, print the report, exit 1 on a leak."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -355,7 +365,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             time.sleep(3)
             sim.calls()               # the control connection is open at both snapshots
             gc.collect()
-            first = proc_stats()
+            first, cloud_port = proc_stats(), urlsplit(sim.url).port or 80
+            first["cloud_sockets"] = sockets_to(cloud_port)
+            first["pool_threads"] = pool_threads()
             soak = (Hostile(running, sim, recorder, tally, rng, broker) if args.hostile
                     else Soak(running, sim, recorder, tally, rng))
             timeline = [(0.0, first["rss_kib"])]
@@ -379,6 +391,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sim.calls()
             gc.collect()
             last = proc_stats()
+            last["cloud_sockets"] = sockets_to(cloud_port)
+            last["pool_threads"] = pool_threads()
+            pool_size = running.client.transport.pool_size
             timeline.append((time.monotonic() - started, last["rss_kib"]))
             alive = running.worker_alive
             api_calls = running.client.transport.stats.total
@@ -396,7 +411,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(table(["", "start", "end", "growth"], [
         ["RSS MiB", mib(first["rss_kib"]), mib(last["rss_kib"]), mib(grew["rss_kib"])],
         ["open fds", first["fds"], last["fds"], grew["fds"]],
-        ["threads", first["threads"], last["threads"], grew["threads"]]]))
+        [f"  of them keep-alive connections to the cloud (pool of {pool_size}, +1 control)",
+         first["cloud_sockets"], last["cloud_sockets"], grew["cloud_sockets"]],
+        ["threads", first["threads"], last["threads"], grew["threads"]],
+        [f"  of them the client's call pool (up to {MAX_WORKERS}, started as needed)",
+         first["pool_threads"], last["pool_threads"], grew["pool_threads"]]]))
     print("\nRSS timeline (s: MiB): " + ", ".join(f"{t:.0f}: {mib(r)}" for t, r in timeline))
     print("\n" + table(["what", "count"], [
         ["cloud jobs ok / error / skipped (paused)",
@@ -433,10 +452,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     problems = []
     if grew["rss_kib"] > RSS_LIMIT_KIB:
         problems.append(f"RSS grew by {mib(grew['rss_kib'])} MiB (> 20 MiB)")
-    if grew["fds"] > 0:
-        problems.append(f"{grew['fds']} more open fds")
-    if grew["threads"] > 0:
-        problems.append(f"{grew['threads']} more threads")
+    if grew["fds"] - grew["cloud_sockets"] > 0:
+        problems.append(f"{grew['fds'] - grew['cloud_sockets']} more open fds (not counting "
+                        "connections to the cloud)")
+    if last["cloud_sockets"] > pool_size + 1:
+        problems.append(f"{last['cloud_sockets']} connections to the cloud, more than the pool "
+                        f"of {pool_size} and the control connection")
+    if grew["threads"] - grew["pool_threads"] > 0:
+        problems.append(f"{grew['threads'] - grew['pool_threads']} more threads (not counting "
+                        "the call pool)")
     if not alive:
         problems.append("the worker thread died")
     if tally.unanswered():
