@@ -126,10 +126,21 @@ class Mosquitto:
         conf = self.workdir / f"mosquitto-{self.port}.conf"
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
                         f"persistence false\nset_tcp_nodelay {str(self.nodelay).lower()}\n")
+        self.start()
+        return self
+
+    def start(self) -> None:
+        """Run mosquitto (again, after :meth:`kill`) on the same port."""
+        conf = self.workdir / f"mosquitto-{self.port}.conf"
         self.process = subprocess.Popen([mosquitto_binary(), "-c", str(conf)],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
-        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies as in a crash or a power cut, with every session."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
 
     def __exit__(self, *exc: object) -> None:
         if self.process is not None:
@@ -198,10 +209,11 @@ class SimulatorProcess:
         self._control("POST", "clock", {"offset": offset})
 
     def fail_next(self, count: int, mode: str, code: Optional[str] = None,
-                  delay: Optional[float] = None) -> None:
-        """Make the next ``count`` requests fail as ``mode`` says, to exercise the recovery."""
+                  delay: Optional[float] = None, **more: Any) -> None:
+        """Make the next ``count`` requests fail as ``mode`` says, to exercise the recovery;
+        ``more``: ``size``, ``location``, ``service`` (see the simulator's failure modes)."""
         self._control("POST", "fail", {"count": count, "mode": mode, "code": code,
-                                       "delay": delay})
+                                       "delay": delay, **more})
 
     def add_fault(self, ps_key: str, code: int, name: str, fault_type: int = 1,
                   fault_level: int = 1) -> str:
@@ -271,6 +283,19 @@ def write_config(config: Dict[str, Any], workdir: Path) -> Path:
     return path
 
 
+class BenchmarkClock(MovableClock):
+    """The real clocks, and a monotonic clock that may also run ahead on its own: a rate-limit
+    pause ends without moving the time of day, so the cloud's next E999 pauses the bridge again
+    for its real length (the pause's end time is computed from the wall clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.ahead
+
+
 class InProcessBridge:
     """A :class:`Service` in this process; MQTT and the worker thread only when asked for.
 
@@ -283,7 +308,7 @@ class InProcessBridge:
         if polling:
             parsed = dataclasses.replace(
                 parsed, polling=dataclasses.replace(parsed.polling, **polling))
-        self.clock = MovableClock()
+        self.clock = BenchmarkClock()
         self.service = Service(parsed, clock=self.clock)
         self.fleet, self.poller, self.jobs = self.service.fleet, self.service.poller, \
             self.service.jobs
@@ -476,6 +501,28 @@ def proc_stats(pid: Optional[int] = None) -> Dict[str, int]:
             "fds": len(os.listdir(f"{where}/fd"))}
 
 
+def sockets_to(port: int, pid: Optional[int] = None) -> int:
+    """How many of a process's open file descriptors are TCP connections to ``port``: a pool of
+    keep-alive connections grows and shrinks with the load, a leak only grows."""
+    inodes = set()
+    for table_file in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table_file, encoding="ascii") as table_lines:
+                rows = [line.split() for line in table_lines.readlines()[1:]]
+        except OSError:
+            continue
+        inodes |= {row[9] for row in rows if int(row[2].rsplit(":", 1)[1], 16) == port}
+    where = f"/proc/{pid}" if pid else "/proc/self"
+    count = 0
+    for fd in os.listdir(f"{where}/fd"):
+        try:
+            target = os.readlink(f"{where}/fd/{fd}")
+        except OSError:            # closed meanwhile
+            continue
+        count += target.startswith("socket:[") and target[8:-1] in inodes
+    return count
+
+
 def mib(kib: float) -> str:
     """KiB as MiB with one decimal, the unit of the memory tables."""
     return f"{kib / 1024:.1f}"
@@ -580,10 +627,11 @@ def acknowledged_but_held(running: InProcessBridge) -> int:
 
 
 def lift_cloud_pause(running: InProcessBridge) -> None:
-    """End a rate-limit pause now: the bridge's clock moves past it (see benchmarks/README.md)."""
+    """End a rate-limit pause now: the bridge's monotonic clock moves past it, the time of day
+    stays (see benchmarks/README.md)."""
     until = running.poller.paused_until()
     if until is not None:
-        running.clock.advance((until - running.clock.wall()).total_seconds() + 1)
+        running.clock.ahead += (until - running.clock.wall()).total_seconds() + 1
 
 
 def iter_fleets(specs: str) -> Iterator[str]:

@@ -6,18 +6,22 @@ Failures print one line naming the cause; ``-v`` adds DEBUG logs and tracebacks.
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from sungrow2mqtt import __version__
 from sungrow2mqtt.config import Config, load_config
 from sungrow2mqtt.errors import CatalogError, ConfigError, Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.errors import ApiError, ConnectionFailed
 from sungrow2mqtt.secret import RedactingFilter, redact
+
+if TYPE_CHECKING:
+    from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 
 log = logging.getLogger("sungrow2mqtt")
 
@@ -73,8 +77,12 @@ def describe_error(exc: BaseException) -> str:
 def cmd_check(args: argparse.Namespace, config: Config) -> int:
     """Log in and list plants, devices and the call quota; then connect to the broker."""
     from sungrow2mqtt.catalog import load_catalog
+    from sungrow2mqtt.model import as_int, publishable
     from sungrow2mqtt.mqtt import check_broker
     from sungrow2mqtt.service import make_client
+
+    def text(value: Any) -> str:          # the cloud's text, printable whatever it holds
+        return str(publishable(str(value)))
 
     catalog = load_catalog(config.points.catalog)
     client = make_client(config.isolarcloud, max_retries=1)
@@ -87,18 +95,19 @@ def cmd_check(args: argparse.Namespace, config: Config) -> int:
         devices = client.get_device_list_by_user()
         print(f"\nPlants ({len(plants)}):")
         for plant in plants:
-            print(f"  {plant.get('ps_id')}  {plant.get('ps_name')}  "
-                  f"(time zone {plant.get('ps_current_time_zone') or '?'})")
+            print(f"  {text(plant.get('ps_id'))}  {text(plant.get('ps_name'))}  "
+                  f"(time zone {text(plant.get('ps_current_time_zone') or '?')})")
             for device in devices:
                 if str(device.get("ps_id")) != str(plant.get("ps_id")):
                     continue
-                type_name = catalog.device_type_name(int(device.get("device_type") or 0))
-                print(f"      {type_name:<28} {str(device.get('device_model_code') or '-'):<12} "
-                      f"SN {str(device.get('device_sn') or '-'):<14} ps_key {device.get('ps_key')}")
+                type_name = catalog.device_type_name(as_int(device.get("device_type")))
+                print(f"      {type_name:<28} {text(device.get('device_model_code') or '-'):<12} "
+                      f"SN {text(device.get('device_sn') or '-'):<14} "
+                      f"ps_key {text(device.get('ps_key'))}")
         quota = client.get_open_api_call_info()
-        print(f"\nCall quota: {quota.get('today_accessed_times', '?')} calls today of "
-              f"{quota.get('per_day_access_times_config', '?')} per day; "
-              f"{quota.get('curr_hour_accessed_times', '?')} this hour")
+        print(f"\nCall quota: {text(quota.get('today_accessed_times', '?'))} calls today of "
+              f"{text(quota.get('per_day_access_times_config', '?'))} per day; "
+              f"{text(quota.get('curr_hour_accessed_times', '?'))} this hour")
         print(f"API calls made by this check: {client.transport.stats.total}")
     finally:
         client.close()
@@ -214,14 +223,12 @@ def cmd_init(args: argparse.Namespace, config: Optional[Config]) -> int:
 
 
 def cmd_history(args: argparse.Namespace, config: Config) -> int:
-    """Download a device's history (any range, split into the document's windows)."""
-    import csv
-    import json
-
+    """Download a device's history (any range, split into the document's windows); warn first
+    when it needs more calls than the quota has left, and write what came if the cloud stops it."""
     from sungrow2mqtt.catalog import load_catalog
     from sungrow2mqtt.components.bridge_requests import HISTORY
     from sungrow2mqtt.components.request_api import BadRequest, parse_fields
-    from sungrow2mqtt.history import fetch_history_range, split_range
+    from sungrow2mqtt.history import HistoryStopped, fetch_history_range, split_range
     from sungrow2mqtt.model import PLANT_DEVICE_TYPE, device_from_row, plant_from_row
     from sungrow2mqtt.service import make_client
 
@@ -229,7 +236,7 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
                "end": args.end, "interval": args.interval}
     try:
         params = parse_fields("history", request, HISTORY)
-        split_range(args.interval, args.start, args.end)       # dates readable and in order
+        calls = len(split_range(args.interval, args.start, args.end))   # dates readable, in order
     except (BadRequest, ValueError) as exc:
         fail(str(exc))
         return EXIT_CONFIG
@@ -258,13 +265,51 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
                           flush=True)
                 else:
                     print(line, file=sys.stderr, flush=True)
-        result = fetch_history_range(client, catalog, device, params, progress)
+        _warn_if_over_quota(client, calls)
+        stopped = None
+        try:
+            result = fetch_history_range(client, catalog, device, params, progress)
+        except HistoryStopped as exc:
+            if terminal:
+                print(file=sys.stderr)          # end the progress line
+            result, stopped = exc.partial, exc
     finally:
         client.close()
-    if args.format == "json":
+    _write_history(result, args.format)
+    if stopped is not None:
+        fail(f"{stopped}; the samples before it are written")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _warn_if_over_quota(client: "IsolarCloudClient", calls: int) -> None:
+    """Say before a download that it needs more calls than the quota has left (1 call)."""
+    from sungrow2mqtt.components.fleet import quota_summary
+
+    try:
+        quota = quota_summary(client.get_open_api_call_info(),
+                              datetime.datetime.now(datetime.timezone.utc).hour)
+    except ApiError:
+        quota = {}
+    room = [total - used for total, used in ((quota.get("per_hour"), quota.get("this_hour_used")),
+                                             (quota.get("per_day"), quota.get("today_used")))
+            if total is not None and used is not None]
+    if room and calls > min(room):
+        print(f"warning: this download takes {calls} API calls and the quota has {min(room)} "
+              "left: the cloud will refuse the rest (E999) and what came before is written. "
+              "A shorter range or a coarser --interval costs fewer calls.", file=sys.stderr,
+              flush=True)
+
+
+def _write_history(result: Dict[str, Any], form: str) -> None:
+    """The series as JSON, or as CSV: one row per time, one column per point."""
+    import csv
+    import json
+
+    if form == "json":
         json.dump(result, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
-        return EXIT_OK
+        return
     keys = list(result["series"])
     rows: Dict[Any, Dict[str, Any]] = {}
     for key in keys:
@@ -275,7 +320,6 @@ def cmd_history(args: argparse.Namespace, config: Config) -> int:
     writer.writerow(["time"] + [f"{k} ({units[k]})" if units[k] else k for k in keys])
     for moment in sorted(rows, key=str):
         writer.writerow([moment] + [rows[moment].get(k, "") for k in keys])
-    return EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace, config: Optional[Config]) -> int:
@@ -411,3 +455,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             log.exception("Failed")
         fail(describe_error(exc))
         return EXIT_CONFIG if isinstance(exc, (ConfigError, CatalogError)) else EXIT_FAILURE
+    except Exception as exc:   # an answer nobody foresaw: one line still, the traceback with -v
+        if args.verbose:
+            log.exception("Failed")
+        fail(f"unexpected {type(exc).__name__}: {str(exc)[:200]} (-v shows where)")
+        return EXIT_FAILURE

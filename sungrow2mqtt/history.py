@@ -1,6 +1,8 @@
 """History series of one device from the 2.7/2.8 services, in the catalog's names and units.
 
-Shared by the ``history`` MQTT request and the ``history`` CLI command.
+Shared by the ``history`` MQTT request and the ``history`` CLI command.  A long download that the
+cloud stops part way (the hourly quota runs out: a year of minute data is 2,650 calls) raises
+:class:`HistoryStopped` with what arrived before, so nothing downloaded is lost.
 """
 from __future__ import annotations
 
@@ -8,12 +10,14 @@ import datetime as dt
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from sungrow2mqtt.catalog import Catalog
+from sungrow2mqtt.errors import Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.client import (
     HISTORY_QUERY_TYPES,
     MAX_MINUTE_WINDOW,
     IsolarCloudClient,
 )
-from sungrow2mqtt.model import Device
+from sungrow2mqtt.isolarcloud.errors import ApiError
+from sungrow2mqtt.model import Device, publishable
 
 _MINUTE_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M",
                    "%Y%m%d%H%M%S", "%Y%m%d%H%M")
@@ -23,6 +27,15 @@ _PERIODS = {
     "month": (2, ("%Y-%m", "%Y%m"), "%Y%m", "%Y-%m"),
     "year": (3, ("%Y",), "%Y", "%Y"),
 }
+
+
+class HistoryStopped(Sungrow2MqttError):
+    """The cloud refused a window of a download after earlier ones came: ``partial`` holds
+    them (the result's shape, fewer samples)."""
+
+    def __init__(self, message: str, partial: Dict[str, Any]) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 def _parse(text: str, formats: Tuple[str, ...], field: str) -> dt.datetime:
@@ -58,7 +71,7 @@ def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
         end = _parse(params["end"], _MINUTE_FORMATS, "end")
         result = client.get_device_point_minute_data_list(
             [device.ps_key], points, start, end, int(params.get("minute_interval") or 5))
-        rows = result.data.get(device.ps_key) or []
+        rows = _rows(result.data.get(device.ps_key))
         raw = {p: [(r.get("time_stamp"), r.get(f"p{p}")) for r in rows if f"p{p}" in r]
                for p in points}
     else:
@@ -68,8 +81,9 @@ def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
         data_type = HISTORY_QUERY_TYPES[query_type][2]
         result = client.get_device_points_day_month_year_data_list(
             [device.ps_key], points, start_text, end_text, query_type)
-        by_point = result.data.get(device.ps_key) or {}
-        raw = {p: [(r.get("time_stamp"), r.get(data_type)) for r in by_point.get(f"p{p}") or []]
+        by_point = result.data.get(device.ps_key)
+        by_point = by_point if isinstance(by_point, dict) else {}
+        raw = {p: [(r.get("time_stamp"), r.get(data_type)) for r in _rows(by_point.get(f"p{p}"))]
                for p in points}
     series: Dict[str, List[Dict[str, Any]]] = {}
     described: Dict[str, Dict[str, Any]] = {}
@@ -84,8 +98,13 @@ def fetch_history(client: IsolarCloudClient, catalog: Catalog, device: Device,
             "series": series}
 
 
+def _rows(series: Any) -> List[Dict[str, Any]]:
+    """The samples of a series; whatever else the cloud sent in its place is no sample."""
+    return [row for row in series if isinstance(row, dict)] if isinstance(series, list) else []
+
+
 def _time(stamp: Any, interval: str, device: Device) -> Optional[str]:
-    text = str(stamp or "")
+    text = publishable(str(stamp or ""))
     try:
         if interval == "minute":
             return dt.datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=device.tz).isoformat()
@@ -97,7 +116,7 @@ def _time(stamp: Any, interval: str, device: Device) -> Optional[str]:
 
 def _value(spec: Any, raw: Any) -> Any:
     if spec is not None:
-        return spec.convert(raw)
+        return publishable(spec.convert(raw))
     try:
         return float(raw)
     except (TypeError, ValueError):
@@ -145,11 +164,20 @@ def fetch_history_range(client: IsolarCloudClient, catalog: Catalog, device: Dev
                         params: Mapping[str, Any],
                         progress: Callable[[int, int], None] = lambda done, total: None
                         ) -> Dict[str, Any]:
-    """:func:`fetch_history` over any range, one window at a time, calling ``progress``."""
+    """:func:`fetch_history` over any range, one window at a time, calling ``progress``.
+
+    When the cloud refuses a window after earlier ones came, HistoryStopped carries those.
+    """
     windows = split_range(params["interval"], params["start"], params["end"])
     merged: Dict[str, Any] = {}
     for number, (start, end) in enumerate(windows, 1):
-        part = fetch_history(client, catalog, device, {**params, "start": start, "end": end})
+        try:
+            part = fetch_history(client, catalog, device, {**params, "start": start, "end": end})
+        except ApiError as exc:
+            if not merged:
+                raise
+            raise HistoryStopped(f"stopped after window {number - 1} of {len(windows)}: {exc}",
+                                 merged) from exc
         if not merged:
             merged = part
         else:

@@ -14,10 +14,11 @@ from typing import Any, Mapping, Optional
 from sungrow2mqtt.isolarcloud.ps_key import PLANT_DEVICE_TYPE, PsKey
 
 __all__ = ["PLANT_DEVICE_TYPE", "Device", "PsKey", "as_int", "device_from_row",
-           "parse_device_time", "parse_time_zone", "plant_from_row", "slug"]
+           "parse_device_time", "parse_time_zone", "plant_from_row", "publishable", "slug"]
 
 log = logging.getLogger(__name__)
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _OFFSET = re.compile(r"^(?:GMT|UTC)?\s*([+-])\s*(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 # battery_version is the Open API document's name, bat_version the current portal document's
 _FIRMWARE_FIELDS = ("lcd_version", "m_version", "battery_version", "bat_version", "mdsp_version",
@@ -58,6 +59,19 @@ def parse_device_time(text: Any, tz: dt.tzinfo) -> Optional[str]:
     return moment.isoformat()
 
 
+def publishable(value: Any) -> Any:
+    """``value`` with each lone UTF-16 surrogate of its text replaced by U+FFFD; other values as
+    they are.
+
+    The cloud's JSON may carry half an emoji (``"Sunny roof \\ud83c"``): Python reads it into a
+    str that UTF-8 cannot encode, so one such name would fail every publish and log line that
+    carries it.  Every text from the cloud passes here where rows become records and values.
+    """
+    if isinstance(value, str) and not value.isascii():
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    return value
+
+
 def slug(text: str) -> str:
     """Lower-case ASCII ``[a-z0-9_]`` for topic levels and object ids."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
@@ -73,7 +87,7 @@ def as_int(value: Any, default: int = 0) -> int:
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+    return "" if value is None else publishable(str(value).strip())
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 One worker thread owns the schedule, the quota and the fleet's updates; the calls of a job go out
 together on the client's small pool (one round trip per poll), under its client-side copy of the
 gateway's rate bucket.  The announcer's thread sends discovery configs and republishes; MQTT
-callbacks only validate requests and queue them.  The main thread only waits for a
-stop signal, so a stop publishes ``offline`` and exits within seconds even while an HTTP call is
-still waiting.
+callbacks only validate requests and queue them.  The main thread only waits for a stop signal
+(SIGTERM, SIGINT, or SIGHUP: a closed terminal stops the bridge cleanly too; there is no reload,
+restart to read a changed config), so a stop publishes ``offline`` and exits within seconds even
+while an HTTP call is still waiting.  Under systemd the worker loop pings the watchdog each time
+round (:mod:`.systemd`): a loop that hangs gets the service restarted.
 """
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.announcer import Announcer
 from sungrow2mqtt.components.bridge_requests import bridge_requests
+from sungrow2mqtt.components.cloud_requests import CloudRequests
 from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.jobs import CloudJobs
 from sungrow2mqtt.components.poller import Job, Poller
 from sungrow2mqtt.components.publisher import Publisher
 from sungrow2mqtt.components.ratios import RatioPoints
-from sungrow2mqtt.components.refresh import RefreshCoalescer
+from sungrow2mqtt.components.refresh import Refresh
 from sungrow2mqtt.components.request_api import RequestApi
 from sungrow2mqtt.config import Config, IsolarCloudConfig
 from sungrow2mqtt.control import load_parameters
@@ -36,6 +39,7 @@ from sungrow2mqtt.isolarcloud.params import ParameterClient
 from sungrow2mqtt.isolarcloud.token_store import TokenStore
 from sungrow2mqtt.isolarcloud.transport import Transport
 from sungrow2mqtt.mqtt import MqttConnection
+from sungrow2mqtt.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,7 @@ class Service:
         polling = config.polling
         calls_of = self.jobs.calls_of
         jobs = [Job("devices", polling.devices, self.jobs.refresh_devices,
-                    calls=calls_of("devices")),
+                    calls=calls_of("devices"), discovery=True),
                 Job("realtime", polling.realtime, self.jobs.poll_realtime,
                     calls=calls_of("realtime")),
                 Job("faults", polling.faults, self.jobs.poll_faults,
@@ -95,12 +99,14 @@ class Service:
         self.fleet.listen(self.announcer)     # first: Home Assistant knows an entity before
         self.fleet.listen(self.publisher)     # its first state arrives
         self.requests = RequestApi(self.mqtt, topics)
-        self.refresh = RefreshCoalescer(self.fleet, self.poller, self.jobs.poll_realtime,
-                                        self.requests, clock,
-                                        spacing=polling.min_refresh_spacing)
+        self.cloud_requests = CloudRequests(self.fleet, self.poller, self.requests, clock,
+                                            spacing=polling.min_refresh_spacing,
+                                            api_calls=api_calls)
+        self.refresh = Refresh(self.fleet, self.poller, self.jobs.poll_realtime,
+                               self.cloud_requests, clock)
         for name, spec in bridge_requests(self.fleet, self.poller, self.jobs, self.publisher,
-                                          self.refresh, self.client, self.catalog,
-                                          topics).items():
+                                          self.refresh, self.cloud_requests, self.client,
+                                          self.catalog, topics).items():
             self.requests.register(name, spec)
         # built even when disabled: `set` requests are then refused with the reason
         self.control = Control(config.control, load_parameters(), ParameterClient(self.client),
@@ -110,6 +116,7 @@ class Service:
         self.fleet.listen(self.control)       # after the announcer: its configs go through it
         self.requests.register(SET_REQUEST, self.control.request_spec())
         self.mqtt.on_connected.append(self.republish)
+        self.notifier = Notifier()
         self.worker: Optional[threading.Thread] = None
 
     def republish(self) -> None:
@@ -136,9 +143,11 @@ class Service:
                             self.config.polling.realtime, CLOUD_REFRESH)
             self.worker = threading.Thread(target=self._work, name="bridge", daemon=True)
             self.worker.start()
+            self.notifier.ready()
 
     def stop(self) -> None:
         """Stop the worker and the components, publish ``offline`` and disconnect."""
+        self.notifier.stopping()
         self.stop_event.set()
         for component in (self.poller, self.requests, self.announcer):
             component.stop()
@@ -152,11 +161,12 @@ class Service:
     def _work(self) -> None:
         """The worker thread: polls when due, deferred refreshes, queued requests, until stopped."""
         while not self.stop_event.is_set():
+            self.notifier.alive()
             try:
                 self.poller.run_due()
-                self.refresh.run_due()
+                self.cloud_requests.run_due()
                 wait = min(MAX_IDLE, self.poller.seconds_until_due(),
-                           self.refresh.seconds_until_due())
+                           self.cloud_requests.seconds_until_due())
                 self.requests.handle_next(timeout=max(0.05, wait))
             except Exception:   # the one broad catch: keep the service alive, say what happened
                 log.exception("Unexpected error in the polling loop; continuing")
@@ -185,8 +195,9 @@ class Service:
             self.stop()
 
     def run_forever(self) -> int:
-        """Poll until SIGTERM/SIGINT, then publish ``offline``; 0 for SIGTERM (a normal stop
-        by systemd or Docker), 130 for SIGINT (Ctrl-C, as a shell reports it)."""
+        """Poll until SIGTERM, SIGHUP or SIGINT, then publish ``offline``; 0 for SIGTERM and
+        SIGHUP (a normal stop by systemd or Docker, a closed terminal), 130 for SIGINT (Ctrl-C,
+        as a shell reports it)."""
         self._install_signal_handlers()
         self.start()
         while not self.stop_event.wait(1.0):   # a timeout: a signal that lands just before a
@@ -200,5 +211,5 @@ class Service:
             log.info("Received %s", signal.Signals(signum).name)
             self.stopped_by = signum
             self.stop_event.set()
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, stop)

@@ -211,8 +211,8 @@ def test_quota_and_history_requests(sim, running, probe, base_topic):
     assert series and all(isinstance(row["value"], (int, float)) for row in series)
     too_long = probe.request(base_topic, "history", {
         "ps_key": plant_key, "points": [83022], "interval": "minute",
-        "start": "2025-01-01T00:00", "end": "2025-01-01T04:00"})
-    assert too_long["status"] == "error" and "3 hours" in too_long["error"]
+        "start": "2025-01-01T00:00", "end": "2025-01-02T04:00"})     # 10 windows of 3 hours
+    assert too_long["status"] == "error" and "at most 8" in too_long["error"]
 
 
 def test_rate_limit_pauses_the_cloud_and_refresh_says_so(sim, running, probe, base_topic):

@@ -278,7 +278,9 @@ def last(unit: Dict[str, List[Tuple[str, str]]], section: str, key: str) -> str:
 
 
 HARDENING = {
-    "Type": "simple",
+    "Type": "notify",               # READY=1 and watchdog pings (sungrow2mqtt.systemd)
+    "NotifyAccess": "main",
+    "WatchdogSec": "600",
     "Restart": "on-failure",
     "RestartSec": "30",
     "DynamicUser": "yes",

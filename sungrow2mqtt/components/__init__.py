@@ -9,6 +9,7 @@ and small callbacks (zigbee2mqtt's controller and extensions):
 - :mod:`.announcer`: Home Assistant discovery configs;
 - :mod:`.publisher`: states, faults, ``bridge/info`` and the status file;
 - :mod:`.request_api`: ``bridge/request/<name>``: one registry, one dispatcher, one envelope;
-- :mod:`.refresh`: refresh requests coalesced into spaced polls;
+- :mod:`.cloud_requests`: requests that call the cloud, shared when alike and spaced;
+- :mod:`.refresh`: the refresh request's poll and its answer;
 - :mod:`.bridge_requests`: the bridge's own requests (refresh, faults, quota, info, history).
 """

@@ -3,7 +3,9 @@
 A point's entity is announced when its first value arrives, so it never shows up empty.  Retained
 configs of ours found on the broker that this run does not announce after every device was polled
 once are cleared (an entity or device that vanished while the bridge was down); then the bridge
-stops listening to its own configs.
+stops listening to its own configs.  A config is ours when it names this bridge's own state topic
+exactly, as its availability (or, the connection sensor, as its state): a prefix of topics would
+make a bridge on ``solar`` clear the entities of one on ``solar/garage``.
 
 Configs go out on the announcer's own thread, paced (a few hundred a second, and never many
 unacknowledged by the broker), so a large fleet's thousands of configs never hold back the states
@@ -307,16 +309,24 @@ class Announcer(FleetListener):
                 log.info("Home Assistant is online; republishing discovery and states")
                 self.republish()
 
+    def _ours(self, config: Any) -> bool:
+        """Whether a discovery config names this bridge's state topic, exactly."""
+        if not isinstance(config, dict):
+            return False
+        availability = config.get("availability")
+        named = [a.get("topic") for a in availability if isinstance(a, dict)] if isinstance(
+            availability, list) else []
+        return self._topics.bridge_state in (*named, config.get("state_topic"))
+
     def _on_retained_config(self, topic: str, payload: bytes, retained: bool) -> None:
         """Remember retained configs of ours, so vanished entities can be cleared after restarts."""
         if not (retained and payload and topic.split("/")[-3].startswith("sungrow2mqtt_")):
             return
         try:
             config = json.loads(payload)
-            owner = str(config.get("state_topic") or config.get("command_topic") or "")
-        except (ValueError, AttributeError):
+        except ValueError:
             return
-        if not owner.startswith(self._topics.base + "/"):
+        if not self._ours(config):
             return
         with self._cond:
             self._stale.add(topic)

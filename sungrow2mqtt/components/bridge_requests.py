@@ -3,22 +3,26 @@
 Each is one entry of the table that :func:`bridge_requests` returns: its schema (a declarative
 :class:`~sungrow2mqtt.validation.Section` of fields and their checks) and its handler.  The
 checkers below say what was expected, since that is all a user sees of a refused request; the
-shared ones (integers, choices) come from the validation toolkit.
+shared ones (integers, choices) come from the validation toolkit.  Every request that calls the
+cloud goes through :class:`.CloudRequests` (shared, spaced); a history request may cost at most
+MAX_HISTORY_CALLS calls, and its answer says what it cost.
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Dict, List, Mapping
 
 from sungrow2mqtt.catalog import Catalog
+from sungrow2mqtt.components.cloud_requests import Batch, CloudRequests
 from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.jobs import CloudJobs
 from sungrow2mqtt.components.poller import Poller
 from sungrow2mqtt.components.publisher import Publisher
-from sungrow2mqtt.components.refresh import RefreshCoalescer
+from sungrow2mqtt.components.refresh import Refresh
 from sungrow2mqtt.components.request_api import NO_FIELDS, BadRequest, Request, RequestSpec
 from sungrow2mqtt.discovery import Topics
-from sungrow2mqtt.history import fetch_history
+from sungrow2mqtt.history import fetch_history_range, split_range
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient
 from sungrow2mqtt.isolarcloud.ps_key import EXAMPLE, PsKey
 from sungrow2mqtt.validation import (
@@ -33,6 +37,9 @@ from sungrow2mqtt.validation import (
 )
 
 MAX_HISTORY_POINTS = 49          # one getDevicePointMinuteDataList call's worth
+# One history request may cost this many calls (windows of 3 h, 100 days, 24 months, 5 years):
+# a day of minute data; longer downloads are for the ``history`` command line, which warns first.
+MAX_HISTORY_CALLS = 8
 INTERVALS = ("minute", "day", "month", "year")
 _POINT = re.compile(r"[pP]?\d{1,6}")
 
@@ -90,26 +97,35 @@ HISTORY = Section((
 
 
 def bridge_requests(fleet: FleetState, poller: Poller, jobs: CloudJobs, publisher: Publisher,
-                    refresh: RefreshCoalescer, client: IsolarCloudClient, catalog: Catalog,
-                    topics: Topics) -> Dict[str, RequestSpec]:
+                    refresh: Refresh, cloud: CloudRequests, client: IsolarCloudClient,
+                    catalog: Catalog, topics: Topics) -> Dict[str, RequestSpec]:
     """Every request of the bridge, to register with the request API."""
-    def faults(request: Request) -> Mapping[str, Any]:
-        return {"open_faults": poller.call(jobs.poll_faults)}
+    def faults(request: Request) -> None:
+        cloud.join(request, lambda batch: {"open_faults": poller.call(jobs.poll_faults)})
 
-    def quota(request: Request) -> Mapping[str, Any]:
-        return poller.call(jobs.fetch_quota)
+    def quota(request: Request) -> None:
+        cloud.join(request, lambda batch: poller.call(jobs.fetch_quota))
 
     def info(request: Request) -> Mapping[str, Any]:
         publisher.publish_info()
         return {"published": topics.bridge_info}
 
-    def history(request: Request) -> Mapping[str, Any]:
+    def history(request: Request) -> None:
         params = request.params
         device = fleet.device(params["ps_key"])
         if device is None:
             raise BadRequest("history", f"unknown ps_key {params['ps_key']!r}; see "
                                         f"{topics.bridge_info}")
-        return poller.call(lambda: fetch_history(client, catalog, device, params))
+        calls = len(split_range(params["interval"], params["start"], params["end"]))
+        if calls > MAX_HISTORY_CALLS:
+            raise BadRequest("history", f"this range takes {calls} API calls; a history "
+                             f"request may cost at most {MAX_HISTORY_CALLS}: ask for a shorter "
+                             "range or a coarser interval, or use the history command line")
+
+        def download(batch: Batch) -> Mapping[str, Any]:
+            found = poller.call(lambda: fetch_history_range(client, catalog, device, params))
+            return {**found, "api_calls": calls, "max_api_calls": MAX_HISTORY_CALLS}
+        cloud.join(request, download, key=("history", json.dumps(params, sort_keys=True)))
 
     return {
         "refresh": RequestSpec(REFRESH, refresh.request),

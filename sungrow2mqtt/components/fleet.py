@@ -11,11 +11,12 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from sungrow2mqtt.catalog import PointSpec
 from sungrow2mqtt.clock import iso
-from sungrow2mqtt.model import PLANT_DEVICE_TYPE, Device, PsKey, parse_device_time
+from sungrow2mqtt.errors import Sungrow2MqttError
+from sungrow2mqtt.model import PLANT_DEVICE_TYPE, Device, PsKey, parse_device_time, publishable
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,11 @@ POLL_KINDS = ("devices", "realtime", "faults")
 LAST_UPDATE = "last_update"
 Values = Dict[str, Any]
 Fault = Dict[str, Any]
+
+
+class FleetUnknown(Sungrow2MqttError):
+    """No device is known yet (device discovery has not succeeded): there is nothing to poll,
+    and a poll of nothing is not a success."""
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,7 @@ class FleetState:
         for device in removed:
             log.info("Device %s is no longer in the account; removing it", device.ps_key)
         current = list(devices.values())
-        for listener in self._listeners:
-            listener.on_devices(current, removed)
+        self._tell(lambda listener: listener.on_devices(current, removed))
 
     def update_values(self, device: Device, mapped: Mapping[str, Any]) -> None:
         """Store a device's freshly mapped values (see :func:`map_realtime_row`)."""
@@ -140,8 +145,7 @@ class FleetState:
             state, new_keys = merge_values(self._values.get(device.ps_key, {}), mapped)
             self._values[device.ps_key] = state
             unserved_since = self._unserved.pop(device.ps_key, None)
-        for listener in self._listeners:
-            listener.on_values(device, state, new_keys)
+        self._tell(lambda listener: listener.on_values(device, state, new_keys))
         if unserved_since is not None:
             log.info("The cloud serves %s again (it could not since %s)", device.ps_key,
                      iso(unserved_since))
@@ -164,8 +168,7 @@ class FleetState:
             changed = self._faults.get(device.ps_key) != faults
             self._faults[device.ps_key] = faults
         if changed:
-            for listener in self._listeners:
-                listener.on_faults(device, faults)
+            self._tell(lambda listener: listener.on_faults(device, faults))
 
     def record_outcome(self, kind: str, outcome: PollOutcome) -> None:
         """How a poll went."""
@@ -190,12 +193,19 @@ class FleetState:
 
     def full_poll_done(self) -> None:
         """Every device was polled once."""
-        for listener in self._listeners:
-            listener.on_full_poll()
+        self._tell(lambda listener: listener.on_full_poll())
 
     def _info_changed(self) -> None:
+        self._tell(lambda listener: listener.on_info())
+
+    def _tell(self, hook: Callable[[FleetListener], None]) -> None:
+        """Call ``hook`` on every listener; one that fails neither stops the others nor the
+        write that told them (the poll's outcome is recorded, the next listener still hears)."""
         for listener in self._listeners:
-            listener.on_info()
+            try:
+                hook(listener)
+            except Exception:   # a bug in one listener: say so; the fleet state stays right
+                log.exception("%s failed to follow a fleet change", type(listener).__name__)
 
 
 # -- pure mapping of cloud rows ------------------------------------------------------------------
@@ -214,7 +224,7 @@ def map_realtime_row(specs: Iterable[PointSpec], row: Mapping[str, Any], tz: dt.
             continue
         value = spec.convert(raw)
         if value is not None:
-            values[spec.key] = value
+            values[spec.key] = publishable(value)
     values[LAST_UPDATE] = (parse_device_time(row.get("device_time"), tz)
                            or polled_at.astimezone(tz).isoformat(timespec="seconds"))
     return values
@@ -257,9 +267,10 @@ def fault_item(row: Mapping[str, Any], device: Device) -> Fault:
         since = moment.isoformat()
     except ValueError:
         pass
-    return {"code": row.get("fault_code"), "type_code": row.get("fault_type_code"),
-            "name": row.get("fault_name"), "level": row.get("fault_level"),
-            "type": row.get("fault_type"), "since": since}
+    fields = {"code": "fault_code", "type_code": "fault_type_code", "name": "fault_name",
+              "level": "fault_level", "type": "fault_type"}
+    return {**{key: publishable(row.get(name)) for key, name in fields.items()},
+            "since": publishable(since)}
 
 
 def quota_summary(data: Mapping[str, Any], hour: int) -> Dict[str, Any]:

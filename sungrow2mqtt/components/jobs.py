@@ -16,11 +16,13 @@ from sungrow2mqtt.catalog import Catalog, PointSpec
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.fleet import (
     FleetState,
+    FleetUnknown,
     faults_by_device,
     map_realtime_row,
     quota_summary,
 )
 from sungrow2mqtt.components.ratios import RatioPoints
+from sungrow2mqtt.errors import Sungrow2MqttError
 from sungrow2mqtt.isolarcloud.client import IsolarCloudClient, Row
 from sungrow2mqtt.isolarcloud.errors import ApiError
 from sungrow2mqtt.model import (
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 SERVICES = {"devices": ("getPowerStationList", "getDeviceListByUser", "getOpenApiCallInfo"),
             "realtime": ("getDeviceRealTimeData",),
             "faults": ("getFaultAlarmInfo",)}
+
+
+class NoPlants(Sungrow2MqttError):
+    """Device discovery found no plant: the bridge keeps the devices it knew and tries again."""
 
 
 class CloudJobs:
@@ -60,11 +66,22 @@ class CloudJobs:
 
     def refresh_devices(self) -> int:
         """Discover plants and devices: 2 paged calls for the whole account (+1 quota call), all
-        three sent together."""
+        three sent together.
+
+        Finding no plant is a failure (NoPlants), not an empty fleet: a cloud that answers with
+        an empty list for a while must not remove every device.
+        """
         quota = self._client.submit(self._client.get_open_api_call_info)
         plant_rows = self._client.submit(self._client.get_power_station_list)
         device_rows = self._client.get_device_list_by_user()
+        try:
+            self._land_quota(quota.result())
+        except ApiError as exc:
+            log.info("Call quota not available: %s", exc)
         plants = self._plants_of_account(plant_rows.result())
+        if not plants:
+            raise NoPlants("device discovery found no plant" + (
+                " of those configured (plants)" if self._plants else " in the account"))
         devices: Dict[str, Device] = {p.ps_key: p for p in plants.values()}
         for row in device_rows:
             plant = plants.get(as_int(row.get("ps_id")))
@@ -82,10 +99,6 @@ class CloudJobs:
                             "or device type", plant.ps_id, device.ps_key)
                 continue
             devices[device.ps_key] = device
-        try:
-            self._land_quota(quota.result())
-        except ApiError as exc:
-            log.info("Call quota not available: %s", exc)
         self._fleet.set_devices(devices)
         log.info("Bridging %d plant(s) with %d device(s)", len(plants),
                  len(devices) - len(plants))
@@ -114,7 +127,7 @@ class CloudJobs:
         A poll of every device ends the wait for values: entities still without one are stale.
         A device the cloud names in ``fail_ps_key_list`` keeps its values and is marked unserved.
         """
-        devices: Dict[str, Device] = {d.ps_key: d for d in self._fleet.devices(ps_ids)}
+        devices: Dict[str, Device] = {d.ps_key: d for d in self._known_devices(ps_ids)}
         points = {device_type: [spec.point_id for spec in self._polled(device_type)]
                   for device_type in {device.device_type for device in devices.values()}}
         updated = 0
@@ -149,6 +162,7 @@ class CloudJobs:
 
     def poll_faults(self) -> int:
         """Open faults and alarms of all plants in one paged call; returns how many are open."""
+        self._known_devices()
         return self._land_faults(self._client.get_fault_alarm_info())
 
     def start_faults(self) -> Callable[[], int]:
@@ -158,11 +172,18 @@ class CloudJobs:
         return lambda: self._land_faults(answer.result())
 
     def _land_faults(self, rows: List[Row]) -> int:
-        devices: Dict[str, Device] = {d.ps_key: d for d in self._fleet.devices()}
+        devices: Dict[str, Device] = {d.ps_key: d for d in self._known_devices()}
         found = faults_by_device(rows, devices)
         for ps_key, items in found.items():
             self._fleet.set_faults(devices[ps_key], items)
         return sum(len(items) for items in found.values())
+
+    def _known_devices(self, ps_ids: Optional[Set[int]] = None) -> List[Device]:
+        """The devices to poll; FleetUnknown before discovery has found any."""
+        devices = self._fleet.devices(ps_ids)
+        if not devices:
+            raise FleetUnknown("no devices known yet: device discovery has not succeeded")
+        return devices
 
     def fetch_quota(self) -> Dict[str, Any]:
         """The call quota now (1 call).

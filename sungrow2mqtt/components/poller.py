@@ -8,7 +8,9 @@ its calls with the wave, beside the jobs before it (the fault query beside the r
 a cycle costs about one round trip.  A rate-limit pause is kept in the state directory with its
 end time, so a restarted bridge does not call the cloud inside it either.  An API this appkey
 may not call (ApiNotAuthorised) is no episode: the client names it once and holds back that API
-alone.  A job never raises: its outcome goes into the fleet state.
+alone.  A job never raises: its outcome goes into the fleet state.  Until the device discovery
+job has found the fleet, it is retried within seconds (growing, capped), not after its hour: a
+bridge that starts while the internet is not up yet publishes soon after it is.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set, Tuple, TypeVar
 
 from sungrow2mqtt.clock import Clock, iso
-from sungrow2mqtt.components.fleet import FleetState, PollOutcome
+from sungrow2mqtt.components.fleet import FleetState, FleetUnknown, PollOutcome
 from sungrow2mqtt.components.state_file import StateFile
 from sungrow2mqtt.config import PollingConfig
 from sungrow2mqtt.errors import Sungrow2MqttError
@@ -29,6 +31,7 @@ from sungrow2mqtt.isolarcloud.errors import (
     LoginError,
     RateLimitError,
 )
+from sungrow2mqtt.model import publishable
 from sungrow2mqtt.quota import calls_per_hour, fastest_safe_interval
 
 log = logging.getLogger(__name__)
@@ -36,7 +39,10 @@ log = logging.getLogger(__name__)
 LOGIN_PAUSE = 3600.0   # seconds: a refused login is not retried sooner, accounts get locked
 MAX_KEPT_PAUSE = 86400.0   # the longest pause the cloud asks for (E998: the next UTC day)
 QUOTA_MARGIN = 0.8     # share of the hourly quota polling may use
+DISCOVERY_RETRY = 5.0          # seconds: the first retry of a device discovery that found nothing
+DISCOVERY_RETRY_CAP = 300.0    # ... doubling up to this (or the job's interval, if shorter)
 T = TypeVar("T")
+Run = Tuple[Any, Optional[PollOutcome]]     # a job's result and outcome; (None, None): skipped
 
 
 class CloudPaused(Sungrow2MqttError):
@@ -51,7 +57,9 @@ class Job:
     jobs before it in the wave are done (its answers may need their results).  ``calls`` counts
     the job's own API calls so far (those of its services): calls that overlap other jobs of the
     wave still count for the job that made them.  Without it, every call while the job runs
-    counts for it.
+    counts for it.  ``discovery``: the job that finds the fleet; while no device is known, its
+    failure is retried within seconds, and jobs that had nothing to poll run as soon as it
+    succeeds.
     """
 
     kind: str
@@ -59,6 +67,7 @@ class Job:
     work: Callable[[], Any]
     early: Optional[Callable[[], Callable[[], Any]]] = None
     calls: Optional[Callable[[], int]] = None
+    discovery: bool = False
 
 
 class Poller:
@@ -77,7 +86,10 @@ class Poller:
         self._trouble: Optional[str] = None           # the current episode's kind of failure
         self._trouble_count = 0
         self._pause_end: Optional[float] = None       # monotonic
+        self._pause_reason = ""
         self._pause_file = StateFile(pause_file)
+        self._retry: Optional[float] = None           # seconds until discovery is tried again
+        self._waiting: Set[str] = set()               # jobs that found no device to poll
         self.last_cloud_poll = float("-inf")          # monotonic end of the last job's calls
 
     def start(self) -> None:
@@ -93,21 +105,39 @@ class Poller:
     def run_due(self) -> None:
         """Run every job whose deadline has come as one wave, in the order the jobs were given.
 
-        The first time every job ran, the quota fit is checked.
+        The next deadlines are set before the wave runs, so a job that fails in a way nobody
+        foresaw is not run again at once.  The first time every job ran, the quota fit is checked.
         """
         now = self._clock.monotonic()
-        due = {kind: at for kind, at in self._due.items() if at <= now}
+        due = [kind for kind in self._jobs if self._due.get(kind, float("inf")) <= now]
         if not due:
             return
-        self.run_wave(dict.fromkeys(kind for kind in self._jobs if kind in due))
-        for kind, at in due.items():
+        for kind in due:
             interval = self._jobs[kind].interval
-            self._due[kind] = at + interval
-            if self._due[kind] <= self._clock.monotonic():   # overran: skip the missed beats
-                self._due[kind] = self._clock.monotonic() + interval
+            self._due[kind] += interval
+            if self._due[kind] <= now:                         # overran: skip the missed beats
+                self._due[kind] = now + interval
+        runs = self._wave(dict.fromkeys(due))
+        for kind, (_, outcome) in runs.items():
+            if self._jobs[kind].discovery:
+                self._discovered(kind, outcome is not None and outcome.ok is True)
         if len(due) == len(self._jobs) and not self._fit_checked:
             self._fit_checked = True
             self.check_quota_fit()
+
+    def _discovered(self, kind: str, ok: bool) -> None:
+        """After a discovery run: retry soon while the fleet is unknown, or wake the waiting."""
+        if self._fleet.devices():
+            self._retry = None
+            now = self._clock.monotonic()
+            for waiting in self._waiting:
+                if waiting in self._due:
+                    self._due[waiting] = now
+            self._waiting.clear()
+        elif not ok:
+            cap = min(DISCOVERY_RETRY_CAP, self._jobs[kind].interval)
+            self._retry = DISCOVERY_RETRY if self._retry is None else min(cap, 2 * self._retry)
+            self._due[kind] = self._clock.monotonic() + self._retry
 
     def seconds_until_due(self) -> float:
         """How long the worker may wait before the next job (infinite when stopped)."""
@@ -122,23 +152,44 @@ class Poller:
         self.check_quota_fit()
 
     def run(self, kind: str, work: Optional[Callable[[], Any]] = None) -> Any:
-        """Run one job now (``work`` instead of the job's own); its result, None when it failed."""
+        """Run one job now (``work`` instead of the job's own); its result, None when it failed
+        or was skipped because cloud calls are paused."""
         return self.run_wave({kind: work})[kind]
 
     def run_wave(self, works: Mapping[str, Optional[Callable[[], Any]]]) -> Dict[str, Any]:
         """Run these jobs now, in order (a work given replaces the job's own); the early parts of
         the others start first.  Results by kind, None where a job failed or was skipped."""
+        return {kind: result for kind, (result, _) in self._wave(works).items()}
+
+    def attempt(self, works: Mapping[str, Optional[Callable[[], Any]]]
+                ) -> Dict[str, PollOutcome]:
+        """Run these jobs now as one wave for a request: the outcomes of this very run;
+        CloudPaused while cloud calls are paused (no job is run, and no earlier outcome passes
+        for this one's)."""
+        self.refuse_if_paused()
+        runs = self._wave(works)
+        if any(outcome is None for _, outcome in runs.values()):
+            self.refuse_if_paused()                      # a pause began inside the wave
+        return {kind: outcome for kind, (_, outcome) in runs.items() if outcome is not None}
+
+    def _wave(self, works: Mapping[str, Optional[Callable[[], Any]]]) -> Dict[str, Run]:
+        """Run the jobs in order; the early parts start with the wave, or, while the fleet is
+        unknown, once a job before them has found it (a fault query needs the devices)."""
         counters = {kind: self._jobs[kind].calls or self._api_calls for kind in works}
-        wave_start, before = self._clock.monotonic(), {k: c() for k, c in counters.items()}
-        early = {kind: self._start_early(kind) for kind, work in works.items() if work is None}
-        results: Dict[str, Any] = {}
+        before = {kind: counter() for kind, counter in counters.items()}
+        early: Dict[str, Tuple[Optional[Callable[[], Any]], float]] = {}
+        runs: Dict[str, Run] = {}
         for kind, work in works.items():
-            landing, begun = early.get(kind), wave_start
+            if not early and self._fleet.devices():
+                started = self._clock.monotonic()
+                early = {k: (self._start_early(k), started) for k, w in works.items()
+                         if w is None and k not in runs}
+            landing, begun = early.get(kind, (None, 0.0))
             if landing is None:                               # its calls start now
                 before[kind], begun = counters[kind](), self._clock.monotonic()
-            results[kind] = self._run_one(kind, landing or work or self._jobs[kind].work,
-                                          counters[kind], before[kind], begun)
-        return results
+            runs[kind] = self._run_one(kind, landing or work or self._jobs[kind].work,
+                                       counters[kind], before[kind], begun)
+        return runs
 
     def _start_early(self, kind: str) -> Optional[Callable[[], Any]]:
         """The calls of a job with an early part, started now (not while paused), and the work
@@ -156,54 +207,78 @@ class Poller:
         return failed
 
     def _run_one(self, kind: str, work: Callable[[], Any], count: Callable[[], int],
-                 before: int, started: float) -> Any:
+                 before: int, started: float) -> Run:
         if self.paused_until() is not None:
-            log.debug("Skipping %s poll: cloud paused until %s", kind, iso(self.paused_until()))
+            log.debug("Skipping %s poll: %s", kind, self._paused_text())
             self._fleet.heartbeat()
-            return None
+            return None, None
         result, error = None, None
         try:
             result = work()
-        except ApiError as exc:
-            self._cloud_trouble(exc)
+        except FleetUnknown as exc:          # nothing to poll yet: no cloud trouble, no recovery
+            self._waiting.add(kind)
             error = str(exc)
+            log.debug("Not polling %s: %s", kind, exc)
+        except Sungrow2MqttError as exc:     # the cloud's errors and ours about its answers
+            self._cloud_trouble(exc)
+            error = publishable(str(exc))
         except Exception as exc:  # an answer we did not expect must not stop the schedule
             self._cloud_trouble(exc)
-            error = f"unexpected {type(exc).__name__}: {exc}"
+            error = publishable(f"unexpected {type(exc).__name__}: {exc}")
         else:
             self._cloud_recovered()
         self.last_cloud_poll = self._clock.monotonic()
-        self._fleet.record_outcome(kind, PollOutcome(
-            time=self._clock.wall(), ok=error is None, error=error,
-            api_calls=count() - before, duration_s=self.last_cloud_poll - started))
-        return result
+        outcome = PollOutcome(time=self._clock.wall(), ok=error is None, error=error,
+                              api_calls=count() - before,
+                              duration_s=self.last_cloud_poll - started)
+        self._fleet.record_outcome(kind, outcome)
+        return result, outcome
 
     def call(self, work: Callable[[], T]) -> T:
         """Cloud work of a request: refused while paused, its trouble counted like a poll's."""
-        until = self.paused_until()
-        if until is not None:
-            raise CloudPaused(f"cloud calls paused until {iso(until)} "
-                              f"({self._trouble or 'rate limit'})")
+        self.refuse_if_paused()
         try:
             return work()
         except ApiError as exc:
             self._cloud_trouble(exc)
             raise
+        finally:
+            self.last_cloud_poll = self._clock.monotonic()
+
+    def refuse_if_paused(self) -> None:
+        """CloudPaused, naming until when and why, while cloud calls are paused."""
+        if self.paused_until() is not None:
+            raise CloudPaused(self._paused_text())
+
+    def _paused_text(self) -> str:
+        return f"cloud calls paused until {iso(self.paused_until())}: {self._pause_reason}"
 
     def paused_until(self) -> Optional[dt.datetime]:
-        """When cloud calls may start again (wall clock, for people), or None when they may now."""
+        """When cloud calls may start again (wall clock, for people), or None when they may now.
+
+        A pause that has run out is forgotten here, so nothing shows a pause in the past.
+        """
         if self._pause_end is None:
             return None
         remaining = self._pause_end - self._clock.monotonic()
-        return self._clock.wall() + dt.timedelta(seconds=remaining) if remaining > 0 else None
+        if remaining <= 0:
+            self._pause_end = None
+            self._fleet.set_pause(None)
+            return None
+        return self._clock.wall() + dt.timedelta(seconds=remaining)
 
-    def _pause(self, seconds: float) -> None:
+    def _pause(self, seconds: float, reason: str) -> None:
+        """Pause cloud calls; a pause that would already be over (a limit lifting as it is
+        reported) is none."""
+        if seconds <= 0:
+            return
         self._pause_end = self._clock.monotonic() + seconds
+        self._pause_reason = publishable(reason)
         self._fleet.set_pause(self._clock.wall() + dt.timedelta(seconds=seconds))
 
     def _rate_limited(self, exc: RateLimitError, kind: str) -> None:
         """Pause until the limit lifts (UTC, on this clock), and keep that for a restart."""
-        self._pause(exc.retry_after(self._clock.wall()))
+        self._pause(exc.retry_after(self._clock.wall()), f"rate limited ({exc})")
         self._pause_file.save({"until": iso(exc.retry_at), "kind": kind, "error": str(exc)})
 
     def _resume_pause(self) -> None:
@@ -218,7 +293,7 @@ class Poller:
         if remaining <= 0:
             self._pause_file.clear()
             return
-        self._pause(min(remaining, MAX_KEPT_PAUSE))
+        self._pause(min(remaining, MAX_KEPT_PAUSE), f"rate limited ({error})")
         self._trouble, self._trouble_count = kind, 1
         log.warning("Cloud calls stay paused until %s, as before the restart: %s", iso(until),
                     error)
@@ -230,17 +305,18 @@ class Poller:
         kind = f"{type(exc).__name__}:{getattr(exc, 'result_code', None) or ''}"
         if isinstance(exc, RateLimitError):
             self._rate_limited(exc, kind)
-        elif isinstance(exc, LoginError):
-            self._pause(LOGIN_PAUSE)
+        elif isinstance(exc, LoginError):  # a locked account too: never called a rate limit
+            self._pause(LOGIN_PAUSE, f"login refused ({exc})")
         self._trouble_count += 1
         if kind != self._trouble:
             self._trouble = kind
             until = self.paused_until()
             pause = (f"; pausing cloud calls until {iso(until)}" if until
                      else "; will retry at the next poll")
-            log.error("Cloud trouble: %s%s", exc, pause, exc_info=not isinstance(exc, ApiError))
+            log.error("Cloud trouble: %s%s", publishable(str(exc)), pause,
+                      exc_info=not isinstance(exc, Sungrow2MqttError))
         else:
-            log.debug("Cloud trouble continues: %s", exc)
+            log.debug("Cloud trouble continues: %s", publishable(str(exc)))
 
     def _cloud_recovered(self) -> None:
         if self._trouble:

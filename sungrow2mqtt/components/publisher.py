@@ -4,7 +4,9 @@ All retained, so a client that subscribes later (Home Assistant after a restart)
 values at once; a device that left the account has its topics cleared.  A state that did not
 change since paho last accepted it is not sent again (a republish sends everything).  The worker
 and a republish (on the announcer's thread) publish under one lock, so neither overtakes the
-other with an older state.
+other with an older state.  A device's fault list is capped (a cloud that pages forever must not
+make a payload of megabytes), and a status file that cannot be written is tried again next time:
+one full disk must not blind ``health`` for good.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from sungrow2mqtt.mqtt import MqttConnection, encode
 
 log = logging.getLogger(__name__)
 
+MAX_FAULTS_SHOWN = 50    # per device, the newest; Home Assistant keeps attributes up to 16 KiB
+
 
 class Publisher(FleetListener):
     """Retained states and faults of each device, and the bridge's own ``bridge/info``."""
@@ -37,6 +41,7 @@ class Publisher(FleetListener):
         self._fleet = fleet
         self._api_calls = api_calls
         self._status_file = status_file
+        self._status_failing = False
         self._denied_apis = denied_apis
         self._lock = threading.RLock()
         self._published: Dict[str, int] = {}    # ps_key -> digest of the state paho accepted
@@ -93,9 +98,14 @@ class Publisher(FleetListener):
             write_status(path, {"mqtt_connected": self._mqtt.connected, "cloud_ok": cloud_ok,
                                 "last_poll": info["last_poll"]})
         except OSError as exc:
-            log.warning("Cannot write status file %s (%s)", path,
-                        exc.strerror or type(exc).__name__)
-            self._status_file = None
+            if not self._status_failing:
+                log.warning("Cannot write status file %s (%s); trying again with every update",
+                            path, exc.strerror or type(exc).__name__)
+            self._status_failing = True
+        else:
+            if self._status_failing:
+                log.info("Status file %s written again", path)
+            self._status_failing = False
 
     def _publish_state(self, ps_key: str, state: Mapping[str, Any], forced: bool = False
                        ) -> None:
@@ -110,10 +120,13 @@ class Publisher(FleetListener):
                 self._published.pop(ps_key, None)
 
     def _publish_faults(self, ps_key: str, faults: Sequence[Fault]) -> None:
+        """The open faults, the newest MAX_FAULTS_SHOWN of them, and how many more there are."""
+        payload: Dict[str, Any] = {"problem": "ON" if faults else "OFF",
+                                   "faults": list(faults[-MAX_FAULTS_SHOWN:])}
+        if len(faults) > MAX_FAULTS_SHOWN:
+            payload["not_shown"] = len(faults) - MAX_FAULTS_SHOWN
         with self._lock:
-            self._mqtt.publish(self._topics.faults(ps_key),
-                               {"problem": "ON" if faults else "OFF", "faults": list(faults)},
-                               retain=True)
+            self._mqtt.publish(self._topics.faults(ps_key), payload, retain=True)
 
     # -- fleet events (worker thread) -------------------------------------------------------------
 

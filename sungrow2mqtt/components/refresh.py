@@ -1,83 +1,52 @@
-"""Refresh requests: one poll for all of them, never closer to the last poll than the spacing.
+"""Refresh requests: one realtime and faults poll for all that wait, answered with what it did.
 
-A refresh that arrives within ``min_refresh_spacing`` of the last cloud poll is deferred to the
-end of the spacing and answered after that poll, not refused; refreshes arriving meanwhile share
-the poll.  While cloud calls are paused (rate limit) a refresh is answered at once with an error
-naming the pause, and the cloud is not called.
+Refreshes share and space their poll like every request that calls the cloud
+(:mod:`.cloud_requests`).  The answer says what this poll did: its errors and its API calls, never
+an earlier poll's figures (a refresh that waited behind a rate limit is told about the pause).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Set
+from typing import Any, Callable, Mapping, Optional, Set
 
 from sungrow2mqtt.clock import Clock, iso
+from sungrow2mqtt.components.cloud_requests import Batch, CloudRequests
 from sungrow2mqtt.components.fleet import FleetState
 from sungrow2mqtt.components.poller import Poller
-from sungrow2mqtt.components.request_api import BadRequest, Request, RequestApi
+from sungrow2mqtt.components.request_api import BadRequest, Request
+from sungrow2mqtt.errors import Sungrow2MqttError
 
 
-@dataclass
-class _Pending:
-    """Refresh requests waiting for one shared poll."""
-
-    due: float
-    throttled: bool
-    requests: List[Request] = field(default_factory=list)
-
-
-class RefreshCoalescer:
-    """Turns ``refresh`` requests into spaced, shared realtime and fault polls."""
+class Refresh:
+    """The ``refresh`` request: all plants, or those named, polled now (or after the spacing)."""
 
     def __init__(self, fleet: FleetState, poller: Poller,
-                 poll_realtime: Callable[[Optional[Set[int]]], Any], api: RequestApi,
-                 clock: Clock, *, spacing: float) -> None:
+                 poll_realtime: Callable[[Optional[Set[int]]], Any], cloud: CloudRequests,
+                 clock: Clock) -> None:
         self._fleet, self._poller, self._poll_realtime = fleet, poller, poll_realtime
-        self._api, self._clock, self._spacing = api, clock, spacing
-        self._pending: Optional[_Pending] = None
+        self._cloud, self._clock = cloud, clock
 
     def request(self, request: Request) -> None:
-        """The ``refresh`` handler: join (or open) the next shared poll; answered after it."""
+        """The ``refresh`` handler: join the next shared poll; answered after it."""
         ps_id = request.params.get("ps_id")
         plants = self._fleet.plant_ids()
         if ps_id is not None and ps_id not in plants:
             raise BadRequest("refresh", f"unknown plant {ps_id}; bridged plants: "
                              f"{', '.join(map(str, sorted(plants))) or 'none yet'}",
                              request.transaction)
-        until = self._poller.paused_until()
-        if until is not None:
-            self._api.respond("refresh", transaction=request.transaction,
-                              error=f"rate limited: cloud calls paused until {iso(until)}; "
-                                    "not polling now")
-            return
-        if self._pending is None:
-            earliest = self._poller.last_cloud_poll + self._spacing
-            now = self._clock.monotonic()
-            self._pending = _Pending(due=max(now, earliest), throttled=earliest > now)
-        self._pending.requests.append(request)
+        self._cloud.join(request, self._poll)
 
-    def seconds_until_due(self) -> float:
-        """How long the worker may wait before the shared poll (infinite when none is pending)."""
-        if self._pending is None:
-            return float("inf")
-        return max(0.0, self._pending.due - self._clock.monotonic())
-
-    def run_due(self) -> None:
-        """Poll for the waiting refreshes once their time has come, and answer each of them."""
-        pending = self._pending
-        if pending is None or self._clock.monotonic() < pending.due:
-            return
-        self._pending = None
-        wanted = {r.params["ps_id"] for r in pending.requests if r.params.get("ps_id")}
-        everything = any(r.params.get("ps_id") is None for r in pending.requests)
+    def _poll(self, batch: Batch) -> Mapping[str, Any]:
+        """One realtime and faults poll for every waiting refresh."""
+        requests = batch.requests
+        wanted = {r.params["ps_id"] for r in requests if r.params.get("ps_id")}
+        everything = any(r.params.get("ps_id") is None for r in requests)
         ps_ids = None if everything else wanted
         # one wave: the fault query goes out beside the realtime calls
-        self._poller.run_wave({"realtime": lambda: self._poll_realtime(ps_ids), "faults": None})
-        outcomes = self._fleet.snapshot().outcomes
+        outcomes = self._poller.attempt({"realtime": lambda: self._poll_realtime(ps_ids),
+                                         "faults": None})
         realtime, faults = outcomes["realtime"], outcomes["faults"]
-        data = {"plants": sorted(ps_ids) if ps_ids else "all", "throttled": pending.throttled,
-                "coalesced": len(pending.requests),
-                "api_calls": realtime.api_calls + faults.api_calls,
+        if realtime.error or faults.error:
+            raise Sungrow2MqttError(realtime.error or faults.error or "")
+        return {"plants": sorted(ps_ids) if ps_ids else "all", "throttled": batch.throttled,
+                "coalesced": len(requests), "api_calls": realtime.api_calls + faults.api_calls,
                 "last_update": iso(self._clock.wall())}
-        for request in pending.requests:
-            self._api.respond("refresh", data=data, error=realtime.error or faults.error,
-                              transaction=request.transaction)

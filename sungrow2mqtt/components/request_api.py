@@ -16,10 +16,11 @@ import logging
 import queue
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.errors import Sungrow2MqttError
+from sungrow2mqtt.model import publishable
 from sungrow2mqtt.mqtt import MqttConnection
 from sungrow2mqtt.validation import FAILED, Problems, Section, Walker, unknown
 
@@ -83,7 +84,12 @@ def parse_fields(name: str, body: Mapping[str, Any], schema: Section,
     """The checked fields of a request body; BadRequest naming every bad, missing or unknown
     field on one line (an unknown one also lists what the request takes)."""
     problems = Problems("")
-    params = Walker(problems).section("", dict(body), schema)
+    try:
+        params = Walker(problems).section("", dict(body), schema)
+    except Exception:  # a bug of ours in a checker must not leave the request unanswered
+        log.exception("Checking a %s request failed", name)
+        raise BadRequest(name, "the bridge failed to check this request (a bug: see its log)",
+                         transaction) from None
     if params is FAILED:
         names = [field.name for field in schema.fields]
         if any(key not in names for key in body):
@@ -140,6 +146,22 @@ def _transaction(name: str, value: Any) -> Optional[Any]:
                            "characters or a number")
 
 
+def outcome_of(name: str, work: Callable[[], Optional[Mapping[str, Any]]]
+               ) -> Tuple[Optional[Mapping[str, Any]], Optional[str]]:
+    """(data, error) of carrying out request ``name``: every failure is an error to answer with.
+
+    A request always gets an answer: a failure nobody foresaw (a bug, a cloud answer of a shape
+    no one expected) is logged with its traceback and answered as an internal error.
+    """
+    try:
+        return work(), None
+    except (Sungrow2MqttError, ValueError) as exc:  # bad request, cloud failure or pause
+        return None, publishable(str(exc))
+    except Exception as exc:
+        log.exception("The %s request failed", name)
+        return None, f"internal error ({type(exc).__name__}); the bridge's log says more"
+
+
 class RequestApi:
     """The registry of request kinds, the queue to the worker and the response envelope."""
 
@@ -184,13 +206,9 @@ class RequestApi:
 
     def dispatch(self, request: Request) -> None:
         """Run a validated request's handler and answer it (unless the handler answers later)."""
-        try:
-            data = self._specs[request.name].handler(request)
-        except (Sungrow2MqttError, ValueError) as exc:  # bad request, cloud failure or pause
-            self.respond(request.name, error=str(exc), transaction=request.transaction)
-            return
-        if data is not None:
-            self.respond(request.name, data=data, transaction=request.transaction)
+        data, error = outcome_of(request.name, lambda: self._specs[request.name].handler(request))
+        if error is not None or data is not None:
+            self.respond(request.name, data=data, error=error, transaction=request.transaction)
 
     def respond(self, name: str, *, data: Optional[Mapping[str, Any]] = None,
                 error: Optional[str] = None, transaction: Any = None) -> None:

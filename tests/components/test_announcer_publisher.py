@@ -102,18 +102,29 @@ def test_a_device_that_leaves_has_its_configs_and_topics_cleared(wired):
     assert not any(ESS.ps_key in t for t in announcer.announced())
 
 
+def _config_of(base: str) -> bytes:
+    return json.dumps({"state_topic": f"{base}/5012345_14_1_1",
+                       "availability": [{"topic": f"{base}/bridge/state"}]}).encode()
+
+
 def test_stale_configs_of_ours_are_cleared_after_a_full_poll_and_others_left(wired):
     mqtt, fleet, announcer, _ = wired
     ours = "ha/sensor/sungrow2mqtt_5012345_14_1_1/old_point/config"
-    nested = "ha/sensor/sungrow2mqtt_5012345_14_1_1/other/config"
-    mqtt.deliver(ours, json.dumps({"state_topic": "solar/5012345_14_1_1"}).encode(), True)
-    mqtt.deliver(nested, json.dumps({"state_topic": "solarx/5012345_14_1_1"}).encode(), True)
+    connection = "ha/binary_sensor/sungrow2mqtt_bridge_solar/old_connection/config"
+    others = {"solarx": "ha/sensor/sungrow2mqtt_5012345_14_1_1/other/config",
+              # a bridge on a base topic below ours is another bridge (issue 14.7)
+              "solar/garage": "ha/sensor/sungrow2mqtt_5012345_14_1_1/garage/config"}
+    mqtt.deliver(ours, _config_of("solar"), True)
+    mqtt.deliver(connection, json.dumps({"state_topic": "solar/bridge/state"}).encode(), True)
+    for base, topic in others.items():
+        mqtt.deliver(topic, _config_of(base), True)
     assert announcer.flush(5)
     assert not mqtt.on(ours)                     # not before every device was polled
     assert "ha/+/+/+/config" in mqtt.handlers
     fleet.full_poll_done()
     assert announcer.flush(5)
-    assert mqtt.on(ours) == [None] and not mqtt.on(nested)
+    assert mqtt.on(ours) == [None] and mqtt.on(connection) == [None]
+    assert not [t for t in others.values() if mqtt.on(t)]
     assert "ha/+/+/+/config" not in mqtt.handlers   # our own configs no longer come back
 
 
@@ -216,3 +227,30 @@ def test_a_device_the_cloud_cannot_serve_is_named_in_bridge_info_and_logged_once
     assert "serves 5012345_14_1_1 again" in caplog.records[-1].getMessage()
     fleet.set_unserved(ESS, since + dt.timedelta(hours=1))          # a new episode: a new line
     assert len([r for r in caplog.records if "fail_ps_key_list" in r.getMessage()]) == 2
+
+
+def test_a_status_file_that_cannot_be_written_is_tried_again_and_said_once(tmp_path, wire,
+                                                                         caplog):
+    status = tmp_path / "status.json"
+    status.mkdir()                       # as good as a full disk: the write fails
+    (status / "x").write_text("")
+    mqtt, fleet, _, _ = wire()
+    fleet.heartbeat()
+    fleet.heartbeat()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "Cannot write status file" in warnings[0].getMessage()
+    (status / "x").unlink()
+    status.rmdir()                       # the disk has room again
+    fleet.heartbeat()
+    assert json.loads(status.read_text())["mqtt_connected"] is True
+    assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+
+
+def test_a_devices_faults_are_capped_and_say_how_many_more(wired):
+    mqtt, fleet, _, _ = wired
+    faults = [{"code": n, "since": f"2026-11-25T10:{n // 60:02d}:{n % 60:02d}+01:00"}
+              for n in range(120)]
+    fleet.set_faults(ESS, faults)
+    payload = mqtt.on("solar/5012345_14_1_1/faults")[-1]
+    assert payload["problem"] == "ON" and payload["not_shown"] == 70
+    assert [f["code"] for f in payload["faults"]] == list(range(70, 120))   # the newest

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from component_support import POLLING, FakeClock
-from sungrow2mqtt.components.fleet import FleetState
+from sungrow2mqtt.components.fleet import FleetListener, FleetState
 from sungrow2mqtt.components.poller import CloudPaused, Job, Poller
 from sungrow2mqtt.isolarcloud.errors import (
     ApiNotAuthorised,
@@ -236,3 +236,24 @@ def test_an_api_not_authorised_is_no_episode_and_no_pause(caplog):
     outcomes = fleet.snapshot().outcomes
     assert outcomes["realtime"].ok and not outcomes["faults"].ok
     assert "getFaultAlarmInfo is not authorised" in str(outcomes["faults"].error)
+
+
+def test_a_job_whose_outcome_cannot_be_published_is_not_run_again_at_once(caplog):
+    clock = FakeClock(dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc))
+    poller, fleet, recorder = make_poller(clock)
+
+    class Broken(FleetListener):
+        def on_info(self) -> None:
+            raise UnicodeEncodeError("utf-8", "Sunny roof \ud83c", 11, 12,
+                                     "surrogates not allowed")
+    heard = []
+
+    class Following(FleetListener):
+        def on_info(self) -> None:
+            heard.append(1)
+    fleet.listen(Broken())
+    fleet.listen(Following())
+    run_for(poller, clock, 120)
+    assert [len(recorder.runs[k]) for k in INTERVALS] == [1, 2, 1]
+    assert fleet.snapshot().outcomes["devices"].ok and len(heard) == 4
+    assert "Broken failed" in caplog.text

@@ -83,3 +83,16 @@ def test_a_full_queue_is_answered_not_dropped_and_names_are_registered_once():
                                      "error": "too many requests queued; try again later"}]
     with pytest.raises(ValueError, match="not a new"):
         api.register("set", RequestSpec(NO_FIELDS, lambda request: None))
+
+
+def test_a_checker_that_fails_unexpectedly_still_gets_the_request_answered(caplog):
+    api, mqtt, handled = make_api()
+
+    def broken(value: Any) -> Any:
+        raise ValueError("a bug in a checker")
+    api.register("broken", RequestSpec(Section((Field("x", broken),)), handled.append))
+    mqtt.deliver("s2m/bridge/request/broken", b'{"x": 1, "transaction": "t9"}')
+    assert answers(mqtt, "broken") == [{
+        "status": "error", "data": {}, "transaction": "t9",
+        "error": "the bridge failed to check this request (a bug: see its log)"}]
+    assert not handled and "a bug in a checker" in caplog.text

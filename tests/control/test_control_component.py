@@ -361,8 +361,9 @@ def test_control_entities_outlive_the_stale_cleanup_and_go_once_control_is_off(
             if enabled:                        # set up (and announced) by this run
                 probe.wait_topic(state_topic, check=lambda payload: payload != b"")
             control.fleet.full_poll_done()     # the announcer's cue to clear what is stale
-            if not enabled:
-                probe.wait_topic(SOC_UPPER, check=lambda payload: payload == b"")
+            if not enabled:                    # cleared one by one, paced: wait for them all
+                probe.wait_for(lambda p: not control_configs(p, base_topic), 15,
+                               "every control config cleared")
             control.mqtt.wait_published(10)
         finally:
             control.close()

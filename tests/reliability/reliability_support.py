@@ -14,6 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
@@ -47,6 +50,14 @@ def shared_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     running = Broker(tmp_path_factory.mktemp("broker")).start()
     yield running
     running.stop()
+
+
+@pytest.fixture
+def probe(shared_broker: Broker, base_topic: str) -> Iterator[MqttProbe]:
+    """A probe on the bridge's topics and its discovery configs (``<base>_ha``)."""
+    made = MqttProbe(shared_broker.port, f"{base_topic}/#", f"{base_topic}_ha/#")
+    yield made
+    made.close()
 
 
 def fast_simulator(**kwargs: Any) -> SimulatorServer:
@@ -101,6 +112,47 @@ class Driven:
 
     def stop(self) -> None:
         self.service.stop()
+
+
+class Worker:
+    """The real service with its worker thread, as ``sungrow2mqtt run`` runs it; the transport
+    retries fast (set before the worker starts)."""
+
+    def __init__(self, config: Dict[str, Any], tmp: Path, *, max_retries: int = 1) -> None:
+        self.service = Service(parse_config(config, "test.yaml", base_dir=tmp))
+        self.service.client.transport.backoff_base = 0.01
+        self.service.client.transport.max_retries = max_retries
+        self.service.start()
+
+    def alive(self) -> bool:
+        """Whether the worker thread still runs."""
+        return self.service.worker is not None and self.service.worker.is_alive()
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., Worker]]:
+    """Starts bridges with :class:`Worker`; the test's end stops them."""
+    started: List[Worker] = []
+
+    def start(config: Dict[str, Any], **kwargs: Any) -> Worker:
+        started.append(Worker(config, tmp_path, **kwargs))
+        return started[-1]
+    yield start
+    for worker in started:
+        worker.service.stop()
+
+
+@pytest.fixture
+def start_driven(tmp_path: Path) -> Iterator[Callable[..., Driven]]:
+    """Starts bridges driven cycle by cycle (:class:`Driven`); the test's end stops them."""
+    started: List[Driven] = []
+
+    def start(config: Dict[str, Any], tmp: Optional[Path] = None) -> Driven:
+        started.append(Driven(config, tmp or tmp_path))
+        return started[-1]
+    yield start
+    for driven in started:
+        driven.stop()
 
 
 def state_topics(driven: Driven) -> List[str]:
@@ -277,3 +329,94 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None
 
 def info_of(probe: MqttProbe, base: str) -> Dict[str, Any]:
     return json.loads(probe.messages[f"{base}/bridge/info"])
+
+
+# -- a hostile Open API server ------------------------------------------------------------------
+
+TOKEN = "7654321_" + "f" * 32
+Answer = Callable[[Dict[str, Any]], Any]      # request body -> result_data (or Raw)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A whole answer body as it is (say, JSON nested too deeply for json.dumps to write)."""
+
+    body: bytes
+
+
+class FakeOpenApi:
+    """Just enough of the gateway: login, quota, and the scenario's services.
+
+    A scenario's answer is the ``result_data`` of a success envelope, or :class:`Raw` bytes sent
+    as the whole body; ``headers`` go with every answer.
+    """
+
+    def __init__(self, scenario: Dict[str, Answer],
+                 headers: Optional[Dict[str, str]] = None) -> None:
+        self.scenario = scenario
+        self.headers = dict(headers or {})
+        self.calls: Dict[str, int] = {}
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server naming
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                service = self.path.rsplit("/", 1)[-1]
+                fake.calls[service] = fake.calls.get(service, 0) + 1
+                answer = fake.answer(service, body)
+                data = answer.body if isinstance(answer, Raw) else json.dumps(
+                    answer, ensure_ascii=False).encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in fake.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def answer(self, service: str, body: Dict[str, Any]) -> Any:
+        envelope: Dict[str, Any] = {"req_serial_num": uuid.uuid4().hex, "result_code": "1",
+                                    "result_msg": "success", "result_data": None}
+        if service == "login":
+            envelope["result_data"] = {"login_state": "1", "token": TOKEN,
+                                       "user_name": "测试用户"}
+        elif service in self.scenario:
+            data = self.scenario[service](body)
+            if isinstance(data, Raw):
+                return data
+            envelope["result_data"] = data
+        elif service == "getOpenApiCallInfo":
+            envelope["result_data"] = {"per_day_access_times_config": "abc",
+                                       "per_hour_access_times_config": "nope",
+                                       "today_accessed_times": None}
+        else:
+            envelope.update(result_code="E996", result_msg="api not found")
+        return envelope
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class ServerUrl:
+    """config_dict wants something with ``url`` and ``public_key``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.public_key = None
+
+

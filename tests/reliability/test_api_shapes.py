@@ -14,25 +14,20 @@ import json
 import logging
 import math
 import re
-import threading
-import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Dict, Iterator
 
 import pytest
 
 from bridge_harness import config_dict
 from mqtt_probe import MqttProbe
-from reliability_support import Driven, describe, shared_broker, unhandled
+from reliability_support import (
+    Answer, Driven, FakeOpenApi, ServerUrl, describe, shared_broker, unhandled,
+)
 
 __all__ = ["shared_broker"]   # fixture, used by name below
 
-TOKEN = "7654321_" + "f" * 32
 PS_KEY_RE = re.compile(r"^\d{1,12}_\d{1,3}_\d{1,6}_\d{1,6}$")
 ID_RE = re.compile(r"^[a-zA-Z0-9_-]+$")
-
-Answer = Callable[[Dict[str, Any]], Any]      # request body -> result_data
-
 
 def _page(rows: Any, count: Any = None) -> Answer:
     return lambda body: {"pageList": rows, "rowCount": len(rows) if count is None else count}
@@ -141,75 +136,11 @@ SCENARIOS: Dict[str, Dict[str, Answer]] = {
 }
 
 
-class FakeOpenApi:
-    """Just enough of the gateway: login, quota, and the scenario's four services."""
-
-    def __init__(self, scenario: Dict[str, Answer]) -> None:
-        self.scenario = scenario
-        self.calls: Dict[str, int] = {}
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server naming
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                service = self.path.rsplit("/", 1)[-1]
-                fake.calls[service] = fake.calls.get(service, 0) + 1
-                envelope = fake.answer(service, body)
-                data = json.dumps(envelope, ensure_ascii=False).encode("utf-8")
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json;charset=UTF-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-
-    def answer(self, service: str, body: Dict[str, Any]) -> Dict[str, Any]:
-        envelope: Dict[str, Any] = {"req_serial_num": uuid.uuid4().hex, "result_code": "1",
-                                    "result_msg": "success", "result_data": None}
-        if service == "login":
-            envelope["result_data"] = {"login_state": "1", "token": TOKEN,
-                                       "user_name": "测试用户"}
-        elif service == "getOpenApiCallInfo":
-            envelope["result_data"] = {"per_day_access_times_config": "abc",
-                                       "per_hour_access_times_config": "nope",
-                                       "today_accessed_times": None}
-        elif service in self.scenario:
-            envelope["result_data"] = self.scenario[service](body)
-        else:
-            envelope.update(result_code="E996", result_msg="api not found")
-        return envelope
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def fake_api(request: pytest.FixtureRequest) -> Iterator[FakeOpenApi]:
     server = FakeOpenApi(SCENARIOS[request.param])
     yield server
     server.stop()
-
-
-class _Url:
-    """config_dict wants something with ``url`` and ``public_key``."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.public_key = None
 
 
 def _check_value(topic: str, key: str, value: Any) -> None:
@@ -266,7 +197,7 @@ def test_unexpected_api_shapes_neither_crash_nor_publish_garbage(
     caplog.set_level(logging.DEBUG, logger="sungrow2mqtt")
     prefix = f"{base_topic}_ha"
     probe = MqttProbe(shared_broker.port, f"{base_topic}/#", f"{prefix}/#")
-    driven = Driven(config_dict(_Url(fake_api.url), shared_broker.port, base_topic, tmp_path),
+    driven = Driven(config_dict(ServerUrl(fake_api.url), shared_broker.port, base_topic, tmp_path),
                     tmp_path)
     try:
         for _ in range(2):
@@ -297,7 +228,7 @@ def test_unexpected_api_shapes_neither_crash_nor_publish_garbage(
 def test_numbers_as_strings_and_chinese_names_are_understood(
         fake_api, shared_broker, base_topic, tmp_path):
     probe = MqttProbe(shared_broker.port, f"{base_topic}/#")
-    driven = Driven(config_dict(_Url(fake_api.url), shared_broker.port, base_topic, tmp_path),
+    driven = Driven(config_dict(ServerUrl(fake_api.url), shared_broker.port, base_topic, tmp_path),
                     tmp_path)
     try:
         driven.cycle(devices=True)

@@ -43,7 +43,7 @@ def test_a_refresh_sends_every_realtime_chunk_and_the_fault_query_in_one_wave(
             driven.clock.advance(1)                    # past min_refresh_spacing
             sim.reset_counts()
             driven.service.refresh.request(Request("refresh", {}, "wave"))
-            driven.service.refresh.run_due()
+            driven.service.cloud_requests.run_due()
             counts = sim.call_counts()
             assert counts == {"getDeviceRealTimeData": 6, "getFaultAlarmInfo": 1}   # the minimum
             assert sim.peak_in_flight() == 7

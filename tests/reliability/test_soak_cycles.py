@@ -2,9 +2,11 @@
 
 The real worker thread runs refresh after refresh (``min_refresh_spacing: 0``) against an encrypted
 simulator that fails at random (5xx, 429, garbage, dropped and slow connections, E910, E913 clock
-jumps, E00003 and expired tokens, internal errors, E999), while bad and good requests arrive over
-MQTT.  Afterwards open file descriptors and threads are back where they were (within a small
-constant), no exception went unhandled, and the bridge still answers and publishes.
+jumps, E00003 and expired tokens, internal errors, E999, and the hostile modes: names with half an
+emoji, answers trickling in, redirects, paging that never ends), while bad and good requests
+arrive over MQTT; every request is answered (``benchmarks/soak.py --hostile`` is the long run).
+Afterwards open file descriptors and threads are back where they were (within a small constant),
+no exception went unhandled, and the bridge still answers and publishes.
 
 ``S2M_SOAK_SECONDS`` sets the duration (default 15); past 60 s mark the run with ``-m soak``.
 """
@@ -57,6 +59,10 @@ def _faults(sim: Any, bridge: Running, clock: MovableClock
         lambda r: sim.expire_tokens(),
         lambda r: sim.set_clock_offset(r.choice([-3600, 0, 1800, 7200])),
         lambda r: (sim.fail_next(1, "code", code="E999"), threading.Timer(0.3, unblock).start()),
+        lambda r: sim.fail_next(r.randint(1, 3), "surrogate"),
+        lambda r: sim.fail_next(1, "trickle", delay=0.3),
+        lambda r: sim.fail_next(r.randint(1, 2), "redirect", code=r.choice(["302", "307"])),
+        lambda r: sim.fail_next(r.randint(1, 3), "endless_pages", service="getFaultAlarmInfo"),
     ]
 
 
@@ -69,7 +75,8 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
                         lambda args: thread_errors.append(f"{args.thread}: {args.exc_value!r}"))
     seed = int(os.environ.get("S2M_SOAK_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    with fast_simulator(encrypted=True) as sim:
+    # a quota so large that the requests' share of it (a fifth) never runs out here
+    with fast_simulator(encrypted=True, hourly_quota=10 ** 7) as sim:
         config = config_dict(sim, shared_broker.port, base_topic, tmp_path,
                              isolarcloud={"timeout": 1}, polling={"min_refresh_spacing": 0})
         probe = MqttProbe(shared_broker.port, f"{base_topic}/#")
