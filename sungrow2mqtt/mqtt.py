@@ -56,6 +56,23 @@ SHORT_SESSION = 10.0
 TAKEOVER_SESSIONS = 3
 
 
+class _NotConnectedIsReported(logging.Filter):
+    """paho logs "Client is not connected" at ERROR each time its loop runs while it reconnects
+    (and at some stops); the connection's own warnings already say so, with backoff.  Kept for
+    ``-v`` (DEBUG), never an ERROR in the user's log over a broker restart."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).startswith(
+                "Client is not connected"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return PAHO_LOG.isEnabledFor(logging.DEBUG)
+        return True
+
+
+PAHO_LOG = logging.getLogger("paho.mqtt")
+PAHO_LOG.addFilter(_NotConnectedIsReported())
+
+
 class BrokerError(Sungrow2MqttError):
     """The broker cannot be reached or refuses us (``check``); the message names the keys."""
 
@@ -143,7 +160,7 @@ def _where(config: MqttConfig) -> str:
 def _new_client(config: MqttConfig, client_id: str) -> paho.Client:
     """A paho client with the configured credentials and TLS, not yet connected."""
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
-    client.enable_logger(logging.getLogger("paho.mqtt"))
+    client.enable_logger(PAHO_LOG)
     if config.username:
         client.username_pw_set(config.username, reveal(config.password))
     if config.tls.enabled:
