@@ -88,7 +88,9 @@ def demo_config(sim: SimulatorServer, host: str, port: int) -> Config:
                         "username": DEFAULT_CREDENTIALS.username,
                         "password": DEFAULT_CREDENTIALS.password, "token_file": None},
         "mqtt": {"host": host, "port": port, "client_id": "sungrow2mqtt-demo"},
-        "polling": {"realtime": 60, "faults": 60, "min_refresh_spacing": 2},
+        # the product's polling defaults: the simulator's values, like the cloud's, move in
+        # 5-minute slots (a refresh request is answered at once, 2 s apart)
+        "polling": {"min_refresh_spacing": 2},
     }, "demo")
 
 

@@ -222,6 +222,9 @@ def test_demo_runs_and_shows_readable_values(broker):
     assert result.returncode == 0, result.stderr
     assert "_11_0_0 → " in result.stdout and " kWh" in result.stdout
     assert "battery_soc=" in result.stdout and " %" in result.stdout
+    # a first run warns about nothing the user did not write
+    assert not [line for line in result.stderr.splitlines() if " WARNING " in line or
+                " ERROR " in line], result.stderr
 
 
 def test_demo_with_the_embedded_broker_delivers_and_stops_quietly_on_ctrl_c():
