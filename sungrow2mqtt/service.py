@@ -103,7 +103,7 @@ class Service:
                                             spacing=polling.min_refresh_spacing,
                                             api_calls=api_calls)
         self.refresh = Refresh(self.fleet, self.poller, self.jobs.poll_realtime,
-                               self.cloud_requests, clock)
+                               self.cloud_requests, clock, denied_apis=self.client.denied_apis)
         for name, spec in bridge_requests(self.fleet, self.poller, self.jobs, self.publisher,
                                           self.refresh, self.cloud_requests, self.client,
                                           self.catalog, topics).items():

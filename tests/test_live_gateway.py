@@ -110,9 +110,10 @@ def test_an_api_denied_with_e900_is_named_once_and_every_other_api_keeps_working
     assert logins in (1, 2)
     denied = sim.call_counts()[DENIED]
     realtime = sim.call_counts().get("getDeviceRealTimeData", 0)   # the wave may be under way
-    for _ in range(3):
+    for _ in range(3):            # the values came: ok, naming what was not polled and why
         answer = refresh(probe, base_topic)
-        assert f"{DENIED} is not authorised" in answer["error"]
+        assert answer["status"] == "ok", answer
+        assert f"{DENIED} is not authorised" in answer["data"]["not_polled"]["faults"]
     counts = sim.call_counts()
     assert counts["login"] == logins and counts[DENIED] == denied, "a login loop or a denied call"
     assert counts["getDeviceRealTimeData"] > realtime

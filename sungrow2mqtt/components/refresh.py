@@ -3,6 +3,8 @@
 Refreshes share and space their poll like every request that calls the cloud
 (:mod:`.cloud_requests`).  The answer says what this poll did: its errors and its API calls, never
 an earlier poll's figures (a refresh that waited behind a rate limit is told about the pause).
+The fault query held back because this appkey may not call it does not fail the refresh: the
+values came, and the answer names what was not polled and why.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any, Callable, Mapping, Optional, Set
 from sungrow2mqtt.clock import Clock, iso
 from sungrow2mqtt.components.cloud_requests import Batch, CloudRequests
 from sungrow2mqtt.components.fleet import FleetState
+from sungrow2mqtt.components.jobs import SERVICES
 from sungrow2mqtt.components.poller import Poller
 from sungrow2mqtt.components.request_api import BadRequest, Request
 from sungrow2mqtt.errors import Sungrow2MqttError
@@ -21,9 +24,9 @@ class Refresh:
 
     def __init__(self, fleet: FleetState, poller: Poller,
                  poll_realtime: Callable[[Optional[Set[int]]], Any], cloud: CloudRequests,
-                 clock: Clock) -> None:
+                 clock: Clock, *, denied_apis: Callable[[], Mapping[str, Any]] = dict) -> None:
         self._fleet, self._poller, self._poll_realtime = fleet, poller, poll_realtime
-        self._cloud, self._clock = cloud, clock
+        self._cloud, self._clock, self._denied_apis = cloud, clock, denied_apis
 
     def request(self, request: Request) -> None:
         """The ``refresh`` handler: join the next shared poll; answered after it."""
@@ -44,9 +47,15 @@ class Refresh:
         # one wave: the fault query goes out beside the realtime calls
         outcomes = self._poller.attempt({"realtime": lambda: self._poll_realtime(ps_ids),
                                          "faults": None})
-        realtime, faults = outcomes["realtime"], outcomes["faults"]
-        if realtime.error or faults.error:
-            raise Sungrow2MqttError(realtime.error or faults.error or "")
+        denied = self._denied_apis()
+        errors = {kind: outcome.error for kind, outcome in outcomes.items() if outcome.error}
+        not_polled = {kind: error for kind, error in errors.items() if kind != "realtime"
+                      and any(service in denied for service in SERVICES[kind])}
+        failed = [error for kind, error in errors.items() if kind not in not_polled]
+        if failed:
+            raise Sungrow2MqttError(failed[0])
         return {"plants": sorted(ps_ids) if ps_ids else "all", "throttled": batch.throttled,
-                "coalesced": len(requests), "api_calls": realtime.api_calls + faults.api_calls,
+                "coalesced": len(requests),
+                "api_calls": sum(outcome.api_calls for outcome in outcomes.values()),
+                **({"not_polled": not_polled} if not_polled else {}),
                 "last_update": iso(self._clock.wall())}

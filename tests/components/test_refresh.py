@@ -3,7 +3,7 @@ test moves."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import List, Optional, Set
+from typing import Dict, List, Optional, Set
 
 from component_support import POLLING, FakeClock, RecordingMqtt
 from sungrow2mqtt.clock import utc_now
@@ -14,7 +14,7 @@ from sungrow2mqtt.components.cloud_requests import CloudRequests
 from sungrow2mqtt.components.refresh import Refresh
 from sungrow2mqtt.components.request_api import NO_FIELDS, Request, RequestApi, RequestSpec
 from sungrow2mqtt.discovery import Topics
-from sungrow2mqtt.isolarcloud.errors import RateLimitError
+from sungrow2mqtt.isolarcloud.errors import ApiNotAuthorised, RateLimitError
 from sungrow2mqtt.model import plant_from_row
 
 TOPICS = Topics("s2m")
@@ -28,13 +28,17 @@ class Setup:
         self.fleet.set_devices({p.ps_key: p for p in PLANTS})
         self.polls: List[Optional[Set[int]]] = []
         self.failure: Optional[Exception] = None
-        self.poller = Poller(self.fleet, [Job("realtime", 60, self.poll), Job("faults", 60, int)],
+        self.fault_failure: Optional[Exception] = None
+        self.denied: Dict[str, dt.datetime] = {}
+        self.poller = Poller(self.fleet, [Job("realtime", 60, self.poll),
+                                          Job("faults", 60, self.poll_faults)],
                              self.clock, api_calls=lambda: len(self.polls), polling=POLLING)
         self.mqtt = RecordingMqtt()
         self.api = RequestApi(self.mqtt, TOPICS)   # type: ignore[arg-type]
         self.cloud = CloudRequests(self.fleet, self.poller, self.api, self.clock, spacing=5,
                                    api_calls=lambda: len(self.polls))
-        self.refresh = Refresh(self.fleet, self.poller, self.poll, self.cloud, self.clock)
+        self.refresh = Refresh(self.fleet, self.poller, self.poll, self.cloud, self.clock,
+                               denied_apis=lambda: self.denied)
         self.api.register("refresh", RequestSpec(REFRESH, self.refresh.request))
         self.api.register("quota", RequestSpec(NO_FIELDS, lambda request: self.cloud.join(
             request, lambda batch: self.poller.call(lambda: {"calls": self.poll()}))))
@@ -44,6 +48,11 @@ class Setup:
         if self.failure:
             raise self.failure
         return 1
+
+    def poll_faults(self) -> int:
+        if self.fault_failure:
+            raise self.fault_failure
+        return 0
 
     def ask(self, transaction: int, name: str = "refresh", **params: int) -> None:
         self.api.dispatch(Request(name, dict(params), transaction))
@@ -125,3 +134,21 @@ def test_requests_have_a_budget_of_calls_an_hour_and_polling_goes_on():
     s.ask(11, "quota")
     s.cloud.run_due()
     assert s.answers("quota")[-1]["status"] == "ok"
+
+
+def test_a_fault_api_this_appkey_may_not_call_does_not_fail_the_refresh_its_values_came():
+    s = Setup()
+    s.fault_failure = ApiNotAuthorised("getFaultAlarmInfo is not authorised for this appkey",
+                                       retry_at=s.clock.wall() + dt.timedelta(hours=1))
+    s.denied = {"getFaultAlarmInfo": s.clock.wall() + dt.timedelta(hours=1)}
+    s.ask(1)
+    s.cloud.run_due()
+    [answer] = s.answers()
+    assert answer["status"] == "ok" and s.polls == [None]
+    assert "getFaultAlarmInfo" in answer["data"]["not_polled"]["faults"]
+    s.denied = {}                               # another failure of the fault query still fails
+    s.fault_failure = RuntimeError("garbage")
+    s.clock.advance(10)
+    s.ask(2)
+    s.cloud.run_due()
+    assert s.answers()[1]["status"] == "error" and "garbage" in s.answers()[1]["error"]
