@@ -43,9 +43,10 @@ CLOUD_REFRESH = 300.0             # seconds between the cloud's 5-minute slots
 
 # -- the child: a bridge alone in its process, cycled for CPU and memory ---------------------------
 
-def cycles_child(config_path: str, sim_url: str, cycles: int) -> int:
-    """``physical_limits.py cycles CONFIG SIM_URL N``: run N realtime+faults waves of a bridge in
-    this process (nothing else imported: the RSS is the bridge's) and print the figures."""
+def cycles_child(config_path: str, sim_url: str, cycles: int, new_values: bool = True) -> int:
+    """``physical_limits.py cycles CONFIG SIM_URL N [new|same]``: run N realtime+faults waves of
+    a bridge in this process (nothing else imported: the RSS is the bridge's) and print the
+    figures.  ``same``: the cloud's values do not change between the waves (after the first)."""
     import requests
     import yaml
 
@@ -83,7 +84,8 @@ def cycles_child(config_path: str, sim_url: str, cycles: int) -> int:
             raise SystemExit("the discovery flood did not finish")
         walls, cpus, to_state = [], [], []
         for cycle in range(cycles + 3):                 # three warm-up cycles
-            control.post(f"{sim_url}/_sim/clock", json={"offset": (cycle + 1) * CLOUD_REFRESH},
+            offset = (cycle + 1 if new_values else 1) * CLOUD_REFRESH
+            control.post(f"{sim_url}/_sim/clock", json={"offset": offset},
                          timeout=10).raise_for_status()
             # configs of values seen for the first time go out first (startup, not a cycle)
             if not service.announcer.flush(600):
@@ -98,13 +100,14 @@ def cycles_child(config_path: str, sim_url: str, cycles: int) -> int:
             if cycle >= 3:
                 walls.append(wall)
                 cpus.append(cpu)
-                to_state.append(first_state[0] - answered[0])
+                if first_state:                         # none when nothing changed
+                    to_state.append(first_state[0] - answered[0])
         outcomes = service.fleet.snapshot().outcomes
         with open("/proc/self/status", encoding="ascii") as status:
             rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
         print(json.dumps({
             "wall": statistics.median(walls), "cpu": statistics.median(cpus),
-            "to_state": statistics.median(to_state), "rss_kib": rss,
+            "to_state": statistics.median(to_state) if to_state else None, "rss_kib": rss,
             "max_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             "calls": outcomes["realtime"].api_calls + outcomes["faults"].api_calls,
             "devices": len(service.fleet.snapshot().values)}), flush=True)
@@ -197,8 +200,9 @@ def _last_of(topics: Set[str]) -> Callable[[List[Tuple[float, str, bytes]]], Opt
     return arrived
 
 
-def cpu_memory(tmp: Path, cycles: int) -> Dict[str, Any]:
-    """The child's figures: 1,000 devices, no added latency, no bucket (the bridge's own work)."""
+def cpu_memory(tmp: Path, cycles: int, values: str = "new") -> Dict[str, Any]:
+    """The child's figures: 1,000 devices, no added latency, no bucket (the bridge's own work);
+    ``values`` ``new`` or ``same``: whether the cloud's values change between cycles."""
     import subprocess
 
     from _harness import (
@@ -208,17 +212,27 @@ def cpu_memory(tmp: Path, cycles: int) -> Dict[str, Any]:
         path = write_config(bridge_config(sim.url, broker.port, new_base_topic(), tmp,
                                           timeout=30), tmp)
         done = subprocess.run([sys.executable, __file__, "cycles", str(path), sim.url,
-                               str(cycles)], capture_output=True, text=True, env=child_env(),
-                              check=False)
+                               str(cycles), values], capture_output=True, text=True,
+                              env=child_env(), check=False)
         if done.returncode != 0:
             raise RuntimeError(f"the cycles child failed: {done.stderr[-2000:]}")
         return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def cold_start_rows(cold: Dict[float, float]) -> List[List[object]]:
+    """The cold-start rows of the table, at 0 ms and beside their limit at 300 ms."""
+    limit = cold[0.0] + COLD_ROUND_TRIPS * COLD_LATENCY
+    return [["cold start to every state, default fleet", "0 ms", f"{cold[0.0] * 1000:.0f} ms",
+             "", "", ""],
+            ["cold start to every state, default fleet", f"{COLD_LATENCY * 1000:.0f} ms",
+             f"{cold[COLD_LATENCY] * 1000:.0f} ms", f"{limit * 1000:.0f} ms",
+             f"{cold[COLD_LATENCY] / limit:.2f}", f"<= {TARGETS['cold']}"]]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the table: measured, limit, ratio and target for every figure."""
     if argv is None and sys.argv[1:2] == ["cycles"]:
-        return cycles_child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        return cycles_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] != "same")
     from _harness import fleet_label, mib, setup_logging, table, workdir
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10, help="refreshes per fleet and latency")
@@ -226,6 +240,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--cycles", type=int, default=CPU_CYCLES,
                         help="cycles of the 1,000-device CPU and memory run")
     parser.add_argument("--fleets", default=",".join(REFRESH_FLEETS))
+    parser.add_argument("--cpu-only", action="store_true",
+                        help="only the 1,000-device CPU and memory rows")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the bridge's logs")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -234,7 +250,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     with workdir() as name:
         tmp = Path(name)
         machine = cpu_memory(tmp, args.cycles)
-        for fleet in args.fleets.split(","):
+        unchanged = cpu_memory(tmp, args.cycles, "same")
+        for fleet in [] if args.cpu_only else args.fleets.split(","):
             figures = refresh_samples(fleet, tmp, args.samples)
             local = figures["median"][0.0] if fleet != "1000" else machine["wall"]
             calls = max(figures["calls"])
@@ -248,19 +265,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             notes.append(f"{fleet_label(fleet)}: calls per refresh {sorted(figures['calls'])} "
                          f"(minimum {MIN_CALLS.get(fleet, '?')}), HTTP 429: "
                          f"{figures['http_429']}")
-        cold = cold_starts(tmp, args.cold_runs)
-        limit = cold[0.0] + COLD_ROUND_TRIPS * COLD_LATENCY
-        rows.append(["cold start to every state, default fleet", "0 ms",
-                     f"{cold[0.0] * 1000:.0f} ms", "", "", ""])
-        rows.append(["cold start to every state, default fleet",
-                     f"{COLD_LATENCY * 1000:.0f} ms", f"{cold[COLD_LATENCY] * 1000:.0f} ms",
-                     f"{limit * 1000:.0f} ms", f"{cold[COLD_LATENCY] / limit:.2f}",
-                     f"<= {TARGETS['cold']}"])
+        if not args.cpu_only:
+            rows.extend(cold_start_rows(cold_starts(tmp, args.cold_runs)))
     rows.append([f"1,000 devices: RSS after {args.cycles} cycles", "0 ms",
                  f"{mib(machine['rss_kib'])} MiB", "60 MiB",
                  f"{machine['rss_kib'] / 1024 / 60:.2f}", "<= 1"])
-    rows.append(["1,000 devices: CPU per cycle", "0 ms", f"{machine['cpu'] * 1000:.0f} ms",
-                 "80 ms", f"{machine['cpu'] * 1000 / 80:.2f}", "<= 1"])
+    for label, figures in (("new values", machine), ("values unchanged", unchanged)):
+        rows.append([f"1,000 devices: CPU per cycle, {label}", "0 ms",
+                     f"{figures['cpu'] * 1000:.0f} ms", "80 ms",
+                     f"{figures['cpu'] * 1000 / 80:.2f}", "<= 1"])
     rows.append(["1,000 devices: first realtime answer -> first state", "0 ms",
                  f"{machine['to_state'] * 1000:.1f} ms", "1 round trip (100-300 ms)", "", ""])
     print("Physical limits, medians; mosquitto with set_tcp_nodelay; simulator in its own "

@@ -6,6 +6,7 @@ turns them into small immutable records once, so the rest of the code never pars
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -46,9 +47,14 @@ def parse_time_zone(text: Optional[str]) -> dt.tzinfo:
 def parse_device_time(text: Any, tz: dt.tzinfo) -> Optional[str]:
     """``yyyyMMddHHmmss`` in the plant's zone -> ISO-8601 with offset; None if unparseable.
 
-    Read by slicing, not ``strptime`` (ten times slower, once per device and poll).
+    Read by slicing, not ``strptime`` (ten times slower, once per device and poll), and kept:
+    the devices of a plant mostly share their data time.
     """
-    digits = str(text)
+    return _device_time(str(text), tz)
+
+
+@functools.lru_cache(maxsize=1024)
+def _device_time(digits: str, tz: dt.tzinfo) -> Optional[str]:
     if len(digits) != 14 or not (digits.isascii() and digits.isdigit()):
         return None
     try:

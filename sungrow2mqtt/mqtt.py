@@ -121,6 +121,10 @@ class _Subscription(NamedTuple):
     on_oversized: Optional[OversizeHandler]
 
 
+# json.dumps with arguments builds an encoder per call; a thousand states a cycle share this one
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def encode(payload: Any) -> bytes:
     """Payload as bytes: text as UTF-8, ``None`` as empty (clears a retained topic), else JSON."""
     if payload is None:
@@ -129,7 +133,7 @@ def encode(payload: Any) -> bytes:
         return payload
     if isinstance(payload, str):
         return payload.encode("utf-8")
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _JSON.encode(payload).encode("utf-8")
 
 
 def _no_delay(client: paho.Client, userdata: Any, sock: Any) -> None:

@@ -140,7 +140,7 @@ class FleetState:
         self._tell(lambda listener: listener.on_devices(current, removed))
 
     def update_values(self, device: Device, mapped: Mapping[str, Any]) -> None:
-        """Store a device's freshly mapped values (see :func:`map_realtime_row`)."""
+        """Store a device's freshly mapped values (see :meth:`PointMap.map_row`)."""
         with self._lock:
             state, new_keys = merge_values(self._values.get(device.ps_key, {}), mapped)
             self._values[device.ps_key] = state
@@ -210,24 +210,37 @@ class FleetState:
 
 # -- pure mapping of cloud rows ------------------------------------------------------------------
 
-def map_realtime_row(specs: Iterable[PointSpec], row: Mapping[str, Any], tz: dt.tzinfo,
-                     polled_at: dt.datetime) -> Values:
-    """A device's values from one realtime row, in catalog keys and units, plus their time.
+class PointMap:
+    """How the realtime rows of one device type are read: its polled points, each with its
+    converter, looked up once (a poll of a thousand devices reads tens of thousands of values).
 
-    Points without a usable value are left out; the time is the device's own data time, else
-    the time of the poll, both in the plant's zone.
+    ``ratios`` and ``shares`` are the points :mod:`components.ratios` looks at.
     """
-    values: Values = {}
-    for spec in specs:
-        raw = row.get(spec.api_key)
-        if raw is None:             # most points of most rows: not worth a call
-            continue
-        value = spec.convert(raw)
-        if value is not None:
-            values[spec.key] = publishable(value)
-    values[LAST_UPDATE] = (parse_device_time(row.get("device_time"), tz)
-                           or polled_at.astimezone(tz).isoformat(timespec="seconds"))
-    return values
+
+    def __init__(self, specs: Iterable[PointSpec]) -> None:
+        self.specs: Tuple[PointSpec, ...] = tuple(specs)
+        self.ratios = tuple(spec for spec in self.specs if spec.is_ratio)
+        self.shares = tuple(spec for spec in self.specs if spec.is_share)
+        self._reads = [(spec.api_key, spec.key, spec.converter) for spec in self.specs]
+
+    def map_row(self, row: Mapping[str, Any], tz: dt.tzinfo, polled_at: dt.datetime) -> Values:
+        """A device's values from one realtime row, in catalog keys and units, plus their time.
+
+        Points without a usable value are left out; the time is the device's own data time,
+        else the time of the poll, both in the plant's zone.  Text is made publishable.
+        """
+        values: Values = {}
+        get = row.get
+        for api_key, key, convert in self._reads:
+            raw = get(api_key)
+            if raw is None:             # most points of most rows: not worth a call
+                continue
+            value = convert(raw)
+            if value is not None:
+                values[key] = publishable(value) if type(value) is str else value
+        values[LAST_UPDATE] = (parse_device_time(get("device_time"), tz)
+                               or polled_at.astimezone(tz).isoformat(timespec="seconds"))
+        return values
 
 
 def merge_values(previous: Mapping[str, Any], mapped: Mapping[str, Any]

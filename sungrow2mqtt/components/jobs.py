@@ -12,13 +12,13 @@ import datetime as dt
 import logging
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
-from sungrow2mqtt.catalog import Catalog, PointSpec
+from sungrow2mqtt.catalog import Catalog
 from sungrow2mqtt.clock import Clock
 from sungrow2mqtt.components.fleet import (
     FleetState,
     FleetUnknown,
+    PointMap,
     faults_by_device,
-    map_realtime_row,
     quota_summary,
 )
 from sungrow2mqtt.components.ratios import RatioPoints
@@ -57,7 +57,7 @@ class CloudJobs:
         self._clock = clock
         self._plants = set(plants)
         self._ratios = ratios or RatioPoints()
-        self._specs: Dict[int, List[PointSpec]] = {}     # device type -> its polled points
+        self._points: Dict[int, PointMap] = {}     # device type -> its polled points
 
     def calls_of(self, kind: str) -> Callable[[], int]:
         """How many calls the job ``kind`` has made so far (those of its services)."""
@@ -128,7 +128,7 @@ class CloudJobs:
         A device the cloud names in ``fail_ps_key_list`` keeps its values and is marked unserved.
         """
         devices: Dict[str, Device] = {d.ps_key: d for d in self._known_devices(ps_ids)}
-        points = {device_type: [spec.point_id for spec in self._polled(device_type)]
+        points = {device_type: [spec.point_id for spec in self._polled(device_type).specs]
                   for device_type in {device.device_type for device in devices.values()}}
         updated = 0
         for part in self._client.iter_real_time_data(list(devices), points):
@@ -149,16 +149,16 @@ class CloudJobs:
     def update_device(self, device: Device, row: Mapping[str, Any], polled_at: dt.datetime
                       ) -> None:
         """One device's realtime row through the catalog into the fleet (and so out)."""
-        specs = self._ratios.specs_for(device, self._polled(device.device_type), row)
-        values = map_realtime_row(specs, row, device.tz, polled_at)
-        self._fleet.update_values(device, self._ratios.possible(device, specs, values))
+        points = self._ratios.points_for(device, self._polled(device.device_type), row)
+        values = points.map_row(row, device.tz, polled_at)
+        self._fleet.update_values(device, self._ratios.possible(device, points, values))
 
-    def _polled(self, device_type: int) -> List[PointSpec]:
+    def _polled(self, device_type: int) -> PointMap:
         """The catalog's polled points of a device type, looked up once."""
-        specs = self._specs.get(device_type)
-        if specs is None:
-            specs = self._specs[device_type] = self._catalog.enabled(device_type)
-        return specs
+        points = self._points.get(device_type)
+        if points is None:
+            points = self._points[device_type] = PointMap(self._catalog.enabled(device_type))
+        return points
 
     def poll_faults(self) -> int:
         """Open faults and alarms of all plants in one paged call; returns how many are open."""

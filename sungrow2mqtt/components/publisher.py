@@ -44,7 +44,7 @@ class Publisher(FleetListener):
         self._status_failing = False
         self._denied_apis = denied_apis
         self._lock = threading.RLock()
-        self._published: Dict[str, int] = {}    # ps_key -> digest of the state paho accepted
+        self._published: Dict[str, Mapping[str, Any]] = {}   # ps_key -> state paho accepted
 
     def start(self) -> None:
         """Nothing to set up: publishing follows the fleet."""
@@ -109,13 +109,13 @@ class Publisher(FleetListener):
 
     def _publish_state(self, ps_key: str, state: Mapping[str, Any], forced: bool = False
                        ) -> None:
-        data = encode(state)
-        digest = hash(data)
         with self._lock:
-            if not forced and self._published.get(ps_key) == digest:
+            previous = self._published.get(ps_key)
+            if not forced and previous is not None and _same(previous, state):
+                self._published[ps_key] = state     # the fleet's copy; the older one can go
                 return
-            if self._mqtt.publish(self._topics.state(ps_key), data, retain=True):
-                self._published[ps_key] = digest
+            if self._mqtt.publish(self._topics.state(ps_key), encode(state), retain=True):
+                self._published[ps_key] = state
             else:                         # not sent: the next poll sends it even if unchanged
                 self._published.pop(ps_key, None)
 
@@ -151,3 +151,10 @@ class Publisher(FleetListener):
     def on_info(self) -> None:
         """Outcomes or quota changed."""
         self.publish_info()
+
+
+def _same(previous: Mapping[str, Any], state: Mapping[str, Any]) -> bool:
+    """Whether ``state`` encodes as ``previous`` did, without encoding it: the same keys in the
+    same order with equal values.  The fleet's values are never changed in place, and equal
+    values encode alike (numbers that are whole are ints, none is NaN or -0.0)."""
+    return previous is state or (previous == state and list(previous) == list(state))

@@ -16,11 +16,11 @@ import dataclasses
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Sequence, Set, Tuple
 
 from sungrow2mqtt.catalog import PointSpec
 from sungrow2mqtt.catalog.spec import to_number
-from sungrow2mqtt.components.fleet import Values
+from sungrow2mqtt.components.fleet import PointMap, Values
 from sungrow2mqtt.components.state_file import StateFile
 from sungrow2mqtt.model import Device
 
@@ -39,29 +39,40 @@ class RatioPoints:
         self._lock = threading.Lock()
         self._percent: Dict[str, Set[int]] = _percent_points(self._file.load())
         self._dropped: Set[Tuple[str, int]] = set()     # (ps_key, point) with an open episode
+        self._variants: Dict[Tuple[PointMap, FrozenSet[int]], PointMap] = {}
 
-    def specs_for(self, device: Device, specs: Sequence[PointSpec], row: Mapping[str, Any]
-                  ) -> List[PointSpec]:
-        """``specs`` as this device's ``row`` must be read: its 0-100 ratio points at scale 1.
+    def points_for(self, device: Device, points: PointMap, row: Mapping[str, Any]) -> PointMap:
+        """``points`` as this device's ``row`` must be read: its 0-100 ratio points at scale 1.
 
         A ratio value in ``row`` that cannot be a fraction is learned first.
         """
-        learned = [spec for spec in specs if spec.is_ratio
-                   and FRACTION_MAX < (to_number(row.get(spec.api_key)) or 0) <= PERCENT_MAX]
+        learned = [spec for spec in points.ratios
+                   if FRACTION_MAX < (to_number(row.get(spec.api_key)) or 0) <= PERCENT_MAX]
         if learned:
             self._learn(device, learned)
         with self._lock:
-            percent = frozenset(self._percent.get(device.ps_key, ()))
-        return [dataclasses.replace(spec, scale=1) if spec.is_ratio and spec.point_id in percent
-                else spec for spec in specs]
+            percent = self._percent.get(device.ps_key)
+            if not percent:
+                return points
+            read_as_percent = frozenset(spec.point_id for spec in points.ratios
+                                        if spec.point_id in percent)
+            if not read_as_percent:
+                return points
+            variant = self._variants.get((points, read_as_percent))
+            if variant is None:           # one per combination of points learned, kept
+                variant = self._variants[points, read_as_percent] = PointMap(
+                    dataclasses.replace(spec, scale=1) if spec.point_id in read_as_percent
+                    else spec for spec in points.specs)
+            return variant
 
-    def possible(self, device: Device, specs: Sequence[PointSpec], values: Values) -> Values:
+    def possible(self, device: Device, points: PointMap, values: Values) -> Values:
         """``values`` without impossible shares (below 0 or above 100 %), each logged once."""
-        kept = dict(values)
-        for spec in specs:
-            if not spec.is_share or spec.key not in values:
+        kept = values
+        for spec in points.shares:
+            value = values.get(spec.key)
+            if value is None:
                 continue
-            value, episode = values[spec.key], (device.ps_key, spec.point_id)
+            episode = (device.ps_key, spec.point_id)
             impossible = isinstance(value, (int, float)) and not 0 <= value <= PERCENT_MAX
             with self._lock:
                 first = impossible and episode not in self._dropped
@@ -70,6 +81,8 @@ class RatioPoints:
                 else:
                     self._dropped.discard(episode)
             if impossible:
+                if kept is values:
+                    kept = dict(values)
                 del kept[spec.key]
             if first:
                 log.warning("%s of %s: %s %% is impossible (0-100 %% expected); not published",

@@ -710,13 +710,13 @@ def _merge_realtime(result: RealtimeResult, data: Any) -> None:
         point_map = item.get("device_point") if isinstance(item, dict) else None
         if not isinstance(point_map, dict):
             continue
-        existing = known.get(str(point_map.get("ps_key")))
+        ps_key = str(point_map.get("ps_key"))
+        existing = known.get(ps_key)
         if existing is not None:
             existing.update(point_map)
-        else:
-            copy = dict(point_map)
-            result.devices.append(copy)
-            known[str(copy.get("ps_key"))] = copy
+        else:                       # the decoded answer is ours alone: no copy needed
+            result.devices.append(point_map)
+            known[ps_key] = point_map
     for name, failed in (("fail_sn_list", result.fail_sn_list),
                          ("fail_ps_key_list", result.fail_ps_key_list)):
         items = data.get(name)

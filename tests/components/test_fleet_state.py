@@ -8,8 +8,8 @@ from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.components.fleet import (
     FleetListener,
     FleetState,
+    PointMap,
     faults_by_device,
-    map_realtime_row,
     merge_values,
     quota_summary,
 )
@@ -31,10 +31,10 @@ def test_a_row_maps_to_catalog_keys_and_units_in_the_plants_time():
     soc, power = spec(14, "battery_soc"), spec(14, "active_power")
     row = {"ps_key": ESS.ps_key, "device_time": "20260115120000",
            f"p{soc.point_id}": "0.55", f"p{power.point_id}": "--"}
-    values = map_realtime_row([soc, power], row, ESS.tz, POLLED)
+    values = PointMap([soc, power]).map_row(row, ESS.tz, POLLED)
     assert values == {"battery_soc": soc.convert("0.55"),
                       "last_update": "2026-01-15T12:00:00+01:00"}   # no value: left out
-    assert map_realtime_row([soc], {}, ESS.tz, POLLED) == {
+    assert PointMap([soc]).map_row({}, ESS.tz, POLLED) == {
         "last_update": "2026-01-15T12:00:05+01:00"}                 # no data time: the poll's
 
 

@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 import pytest
 
 from sungrow2mqtt.catalog import load_catalog
-from sungrow2mqtt.components.fleet import map_realtime_row
+from sungrow2mqtt.components.fleet import PointMap
 from sungrow2mqtt.components.ratios import RatioPoints
 from sungrow2mqtt.model import Device, device_from_row, plant_from_row
 
@@ -20,6 +20,7 @@ ESS = device_from_row({"ps_key": "5012345_14_1_1", "device_type": 14, "device_sn
 OTHER = device_from_row({"ps_key": "5012345_14_1_2", "device_type": 14, "device_sn": "A2"},
                         PLANT, "Energy Storage System")
 SPECS = CATALOG.enabled(14)
+POINTS = PointMap(SPECS)
 SOC = next(s for s in SPECS if s.key == "battery_soc")          # 13141, a ratio
 SOH = next(s for s in SPECS if s.key == "battery_soh")          # 13142, a ratio
 POLLED = dt.datetime(2026, 1, 15, 11, 0, tzinfo=dt.timezone.utc)
@@ -28,8 +29,8 @@ POLLED = dt.datetime(2026, 1, 15, 11, 0, tzinfo=dt.timezone.utc)
 def read(ratios: RatioPoints, device: Device, soc: Any, soh: Any = None) -> Dict[str, Any]:
     """One realtime row of ``device`` through the ratio points, as CloudJobs.update_device does."""
     row = {SOC.api_key: soc, SOH.api_key: soh}
-    specs = ratios.specs_for(device, SPECS, row)
-    return ratios.possible(device, specs, map_realtime_row(specs, row, device.tz, POLLED))
+    points = ratios.points_for(device, POINTS, row)
+    return ratios.possible(device, points, points.map_row(row, device.tz, POLLED))
 
 
 def soc_of(ratios: RatioPoints, device: Device, raw: str) -> Optional[Any]:
@@ -92,9 +93,9 @@ def test_a_0_100_share_of_the_catalog_is_bounded_too():
     assert spec is not None
     plant_ratios = RatioPoints()
     row = {spec.api_key: "101"}
-    specs = plant_ratios.specs_for(PLANT, [spec], row)
-    values = map_realtime_row(specs, row, PLANT.tz, POLLED)
-    assert values[spec.key] == 101 and spec.key not in plant_ratios.possible(PLANT, specs, values)
+    points = plant_ratios.points_for(PLANT, PointMap([spec]), row)
+    values = points.map_row(row, PLANT.tz, POLLED)
+    assert values[spec.key] == 101 and spec.key not in plant_ratios.possible(PLANT, points, values)
 
 
 def test_learning_is_logged_once_and_without_a_state_dir_kept_in_memory(caplog):
