@@ -19,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set
 
@@ -249,6 +250,8 @@ class MqttConnection:
         self.on_connected: List[Callable[[], None]] = []
         self.stats = PublishStats()
         self._subscriptions: Dict[str, _Subscription] = {}
+        self._sync_topic = f"{state_topic}/sync"
+        self._awaiting: Dict[str, Callable[[], None]] = {}    # sync marker -> its callback
         self._pending: Dict[int, paho.MQTTMessageInfo] = {}   # QoS 1 sent, not acknowledged
         self._acked_early: Set[int] = set()    # acknowledged before publish() could note them
         self._cond = threading.Condition()
@@ -301,6 +304,34 @@ class MqttConnection:
         self._subscriptions[topic] = _Subscription(handler, max_payload, on_oversized)
         if self._connected:
             self._client.subscribe(topic, qos=1)
+
+    def after_delivered(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on paho's thread) once the broker has delivered what it queued for
+        this client so far, the retained messages of every subscription made so far included.
+
+        A marker sent to ourselves comes back after them: the broker keeps one client's messages
+        in order.  Sent again after a reconnect until it arrives.
+        """
+        marker = uuid.uuid4().hex
+        with self._cond:
+            self._awaiting[marker] = callback
+        self.subscribe(self._sync_topic, self._on_sync)
+        if self._connected:
+            self._send_marker(self._client, marker)
+
+    def _send_marker(self, client: paho.Client, marker: str) -> None:
+        info = client.publish(self._sync_topic, marker, qos=1)
+        with self._cond:
+            self._track(info, 1)
+
+    def _on_sync(self, topic: str, payload: bytes, retained: bool) -> None:
+        with self._cond:
+            callback = self._awaiting.pop(payload.decode("ascii", "replace"), None)
+            done = not self._awaiting
+        if done:
+            self.unsubscribe(self._sync_topic)
+        if callback is not None:
+            callback()
 
     def unsubscribe(self, topic: str) -> None:
         """Stop receiving ``topic``."""
@@ -399,7 +430,7 @@ class MqttConnection:
         self._connected_at = self._clock()
         self._network_thread = threading.get_ident()
         log.info("Connected to MQTT broker %s:%d", self.config.host, self.config.port)
-        for topic in self._subscriptions:
+        for topic in list(self._subscriptions):
             client.subscribe(topic, qos=1)
         with self._cond:
             self._connected = True
@@ -407,6 +438,9 @@ class MqttConnection:
         online = client.publish(self.state_topic, ONLINE, qos=1, retain=True)
         with self._cond:
             self._track(online, 1)
+            markers = list(self._awaiting)
+        for marker in markers:                 # after the subscriptions: after their retained
+            self._send_marker(client, marker)
         for callback in list(self.on_connected):
             try:
                 callback()

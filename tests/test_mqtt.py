@@ -229,3 +229,39 @@ def test_oversized_message_is_refused_before_the_handler(broker, caplog) -> None
     assert not messages(caplog, "closed the connection") and not messages(caplog, "Lost")
     [warning] = messages(caplog, "Refusing a 100000-byte message on t/request/big")
     assert "at most 1024 bytes" in warning
+
+
+@pytest.mark.parametrize("connected_first", [False, True], ids=["before-connect", "connected"])
+def test_after_delivered_comes_after_every_retained_message(broker, connected_first) -> None:
+    """The announcer's stale cleanup waits for this: a retained config read after it would live
+    on (the broker sends thousands of them for a while, a loaded machine reads them slowly)."""
+    publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id="retainer")
+    publisher.connect("127.0.0.1", broker.port)
+    publisher.loop_start()
+    try:
+        for n in range(500):
+            publisher.publish(f"ha/sensor/dev{n}/config", b'{"n": %d}' % n, qos=1,
+                              retain=True).wait_for_publish(10)
+    finally:
+        publisher.disconnect()
+        publisher.loop_stop()
+    seen: List[str] = []
+    seen_when_delivered: List[int] = []
+
+    def slow_handler(topic: str, payload: bytes, retained: bool) -> None:
+        time.sleep(0.001)                       # a loaded machine reads slowly
+        seen.append(topic)
+
+    connection = MqttConnection(mqtt_config(broker.port), "t/state")
+    try:
+        if connected_first:
+            connection.start()
+            assert connection.wait_connected(10)
+        connection.subscribe("ha/+/+/config", slow_handler)
+        connection.after_delivered(lambda: seen_when_delivered.append(len(seen)))
+        if not connected_first:
+            connection.start()
+        assert wait_until(lambda: bool(seen_when_delivered), 30)
+    finally:
+        connection.stop()
+    assert seen_when_delivered == [500]

@@ -2,8 +2,9 @@
 
 A point's entity is announced when its first value arrives, so it never shows up empty.  Retained
 configs of ours found on the broker that this run does not announce after every device was polled
-once are cleared (an entity or device that vanished while the bridge was down); then the bridge
-stops listening to its own configs.  A config is ours when it names this bridge's own state topic
+once are cleared (an entity or device that vanished while the bridge was down), once the broker
+has delivered them all (a marker sent to ourselves comes back after them); then the bridge stops
+listening to its own configs.  A config is ours when it names this bridge's own state topic
 exactly, as its availability (or, the connection sensor, as its state): a prefix of topics would
 make a bridge on ``solar`` clear the entities of one on ``solar/garage``.
 
@@ -64,6 +65,7 @@ class Announcer(FleetListener):
         self._withdraw: Set[str] = set()           # config topics to clear
         self._stale: Set[str] = set()              # our retained configs found on the broker
         self._full_poll_done = False               # every device polled once: stale is knowable
+        self._configs_seen = False                 # the broker delivered our retained configs
         self._watching = False                     # subscribed to our retained configs
         self._republish = False                    # a republish is pending
         self._busy = False
@@ -85,6 +87,7 @@ class Announcer(FleetListener):
             self._mqtt.subscribe(self._settings.status_topic, self._on_ha_status)
             self._watching = True
             self._mqtt.subscribe(self._config_filter, self._on_retained_config)
+            self._mqtt.after_delivered(self._on_configs_delivered)
 
     def stop(self) -> None:
         """Stop listening and stop the thread (configs not sent by now are not sent)."""
@@ -149,6 +152,13 @@ class Announcer(FleetListener):
             self._mark(device.ps_key)
             self._cond.notify_all()
 
+    def _on_configs_delivered(self) -> None:
+        """Every retained config of ours is in: until now a late one could be missed and live on
+        (a broker with thousands of them delivers for a while, a loaded machine reads slowly)."""
+        with self._cond:
+            self._configs_seen = True
+            self._cond.notify_all()
+
     def on_full_poll(self) -> None:
         """Every entity with a value is announced now: the rest of ours on the broker is stale."""
         with self._cond:
@@ -182,9 +192,14 @@ class Announcer(FleetListener):
 
     def _due(self) -> bool:
         """Whether configs wait to be sent or cleared (call with the lock held)."""
-        stale = self._full_poll_done and bool(self._stale)
+        stale = self._stale_knowable() and bool(self._stale)
+        done_watching = self._watching and self._stale_knowable()
         return self._republish or bool(
-            self._mqtt.connected and (self._dirty or self._withdraw or stale))
+            self._mqtt.connected and (self._dirty or self._withdraw or stale or done_watching))
+
+    def _stale_knowable(self) -> bool:
+        """Whether what is ours and not announced is stale (call with the lock held)."""
+        return self._full_poll_done and self._configs_seen
 
     def _run(self) -> None:
         while True:
@@ -217,7 +232,7 @@ class Announcer(FleetListener):
             with self._cond:
                 if self._stopping:
                     return True
-                if not self._dirty and not self._withdraw and self._full_poll_done:
+                if not self._dirty and not self._withdraw and self._stale_knowable():
                     self._withdraw.update(self._stale - set(self._sent))
                     self._stale.clear()
                 withdraw = self._withdraw.pop() if self._withdraw else None
@@ -240,7 +255,7 @@ class Announcer(FleetListener):
         back through the subscription (tens of thousands in a large fleet), and a broker queues
         only so many messages for a client before it drops them, requests included."""
         with self._cond:
-            if not (self._full_poll_done and self._watching):
+            if not (self._stale_knowable() and self._watching):
                 return
             self._watching = False
         self._mqtt.unsubscribe(self._config_filter)
