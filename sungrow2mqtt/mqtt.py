@@ -250,7 +250,9 @@ class MqttConnection:
         self.on_connected: List[Callable[[], None]] = []
         self.stats = PublishStats()
         self._subscriptions: Dict[str, _Subscription] = {}
-        self._sync_topic = f"{state_topic}/sync"
+        # beside the state topic (<base>/bridge/sync): inside the bridge's own tree, where a
+        # broker's ACL lets it publish, and JSON like everything a subscriber to <base>/# reads
+        self._sync_topic = f"{state_topic.rpartition('/')[0] or state_topic}/sync"
         self._awaiting: Dict[str, Callable[[], None]] = {}    # sync marker -> its callback
         self._pending: Dict[int, paho.MQTTMessageInfo] = {}   # QoS 1 sent, not acknowledged
         self._acked_early: Set[int] = set()    # acknowledged before publish() could note them
@@ -320,13 +322,17 @@ class MqttConnection:
             self._send_marker(self._client, marker)
 
     def _send_marker(self, client: paho.Client, marker: str) -> None:
-        info = client.publish(self._sync_topic, marker, qos=1)
+        info = client.publish(self._sync_topic, json.dumps({"marker": marker}), qos=1)
         with self._cond:
             self._track(info, 1)
 
     def _on_sync(self, topic: str, payload: bytes, retained: bool) -> None:
+        try:
+            marker = json.loads(payload).get("marker")
+        except (ValueError, AttributeError):
+            return                                  # not ours
         with self._cond:
-            callback = self._awaiting.pop(payload.decode("ascii", "replace"), None)
+            callback = self._awaiting.pop(str(marker), None)
             done = not self._awaiting
         if done:
             self.unsubscribe(self._sync_topic)

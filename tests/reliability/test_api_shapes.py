@@ -167,7 +167,7 @@ def _assert_well_formed(probe: MqttProbe, base: str, prefix: str) -> None:
             continue
         rest = topic[len(base) + 1:]
         if rest.startswith("bridge/"):
-            if rest in ("bridge/info",) or rest.startswith("bridge/response/"):
+            if rest in ("bridge/info", "bridge/sync") or rest.startswith("bridge/response/"):
                 assert isinstance(json.loads(payload), dict), topic
             continue
         parts = rest.split("/")
