@@ -218,9 +218,11 @@ def test_quota_and_history_requests(sim, running, probe, base_topic):
 def test_rate_limit_pauses_the_cloud_and_refresh_says_so(sim, running, probe, base_topic):
     ready(probe, base_topic)
     time.sleep(0.6)
-    sim.fail_next(1, "code", code="E999")
+    # E901 (too frequent) pauses a minute from now; an E999 pause ends at the next full hour,
+    # which a run in the hour's last seconds would see end before the second refresh
+    sim.fail_next(1, "code", code="E901")
     first = probe.request(base_topic, "refresh", {})
-    assert first["status"] == "error" and "E999" in first["error"]
+    assert first["status"] == "error" and "E901" in first["error"]
     calls = sum(sim.call_counts().values())
     second = probe.request(base_topic, "refresh", {})
     assert second["status"] == "error" and "rate limit" in second["error"]
