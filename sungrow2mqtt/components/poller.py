@@ -170,6 +170,8 @@ class Poller:
         runs = self._wave(works)
         if any(outcome is None for _, outcome in runs.values()):
             self.refuse_if_paused()                      # a pause began inside the wave
+            # ... and has already lapsed (an E999 in an hour's last instant): still no outcome
+            raise CloudPaused(f"cloud calls were paused during this poll: {self._pause_reason}")
         return {kind: outcome for kind, (_, outcome) in runs.items() if outcome is not None}
 
     def _wave(self, works: Mapping[str, Optional[Callable[[], Any]]]) -> Dict[str, Run]:
