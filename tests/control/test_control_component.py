@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 from typing import Any, Dict, Iterator, List
 
 import pytest
@@ -326,6 +327,9 @@ def test_a_retained_command_is_never_carried_out(
     set_up(control, probe, base_topic)
     command = f"{base_topic}/{ESS}/set/soc_upper_limit"
     control.control.stop()            # a restart: subscribing again delivers it retained
+    unsubscribed = threading.Event()  # else the broker may still forward it live (retain=0)
+    control.mqtt.after_delivered(unsubscribed.set)
+    assert unsubscribed.wait(5)
     probe.publish(command, "75", retain=True)
     sim.reset_counts()
     control.control.start()
