@@ -7,6 +7,11 @@ thread shuts the exchange's socket down when its deadline passes (and
 socket is found through the connection pool: the pool notes which connection the current
 thread's exchange uses, and forgets it when the connection goes back to the pool, so a cut
 never hits another exchange.
+
+``requests`` also reads the environment (``*_proxy``, the CA bundle variables, ``~/.netrc``) on
+every call, a good part of a call's CPU; here the proxies and CA bundle are read once per
+server for the life of the process (``~/.netrc`` not at all: the Open API authenticates in its
+headers and body, not with HTTP auth).
 """
 from __future__ import annotations
 
@@ -16,8 +21,9 @@ import itertools
 import socket
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
-from typing import Any, List, Optional, Set, Tuple, Type
+from typing import Any, Dict, List, Optional, Set, Tuple, Type
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -163,6 +169,7 @@ class GuardedSession:
 
     def __init__(self, pool_size: int) -> None:
         self._session = requests.Session()
+        self._session.trust_env = False        # read once per server instead: _environment()
         adapter = _Adapter(pool_connections=1, pool_maxsize=pool_size)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
@@ -184,7 +191,8 @@ class GuardedSession:
         self._watchdog.watch(exchange, deadline)
         try:
             with self._session.request(method, url, timeout=(deadline, deadline), stream=True,
-                                       allow_redirects=False, **kwargs) as reply:
+                                       allow_redirects=False, **_environment(url),
+                                       **kwargs) as reply:
                 body = b"" if reply.is_redirect else _read(reply, max_bytes)
             if exchange.cut_by is not None:      # what was read before the cut looked whole
                 raise exchange.cut_by
@@ -208,6 +216,19 @@ class GuardedSession:
             if not exchange.cut(closed=True):
                 self._watchdog.watch(exchange, _RECHECK)
         self._session.close()
+
+
+def _environment(url: str) -> Dict[str, Any]:
+    """The proxies and CA bundle the environment gives for ``url``'s server."""
+    parts = urllib.parse.urlsplit(url)
+    return _environment_of(f"{parts.scheme}://{parts.netloc}/")
+
+
+@functools.lru_cache(maxsize=16)
+def _environment_of(server: str) -> Dict[str, Any]:
+    with requests.Session() as reader:
+        settings = reader.merge_environment_settings(server, {}, None, None, None)
+    return {"proxies": settings["proxies"], "verify": settings["verify"]}
 
 
 def _read(reply: requests.Response, max_bytes: int) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from types import SimpleNamespace
 from typing import Any, Dict
 
 import pytest
@@ -163,3 +164,30 @@ def test_answers_are_logged_without_secrets_even_when_refused(gateway, caplog):
                    DEFAULT_CREDENTIALS.access_key):
         assert secret not in caplog.text
     assert json.dumps(DEFAULT_CREDENTIALS.password) not in caplog.text
+
+
+def _clear_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_calls_go_through_the_proxy_the_environment_names(gateway, monkeypatch):
+    # the session reads the environment once per server, not per call: proxies still work
+    _clear_proxy_environment(monkeypatch)
+    monkeypatch.setenv("http_proxy", gateway.url)
+    behind_the_proxy = SimpleNamespace(url="http://gateway.invalid:8082", public_key=None)
+    client = make_client(behind_the_proxy, max_retries=0)
+    client.login()
+    assert client.get_power_station_list() == []
+    assert gateway.calls[PLANTS] == 1
+
+
+def test_a_server_listed_in_no_proxy_is_called_directly(gateway, monkeypatch):
+    _clear_proxy_environment(monkeypatch)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")      # nothing listens there
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    client = make_client(gateway, max_retries=0)
+    client.login()
+    assert client.get_power_station_list() == []
+    assert gateway.calls[PLANTS] == 1
