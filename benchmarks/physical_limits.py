@@ -38,6 +38,9 @@ BURST, RATE = 15, 10.0            # the simulator's (and the document's) gateway
 TARGETS = {"default": 1.3, "100": 1.3, "1000": 1.5, "cold": 1.5}
 MIN_CALLS = {"default": 7, "100": 8, "1000": 23}     # calls_per_cycle.py: the document's minimum
 CPU_CYCLES = 100
+# The issue's CPU target, 80 ms, was set on a machine where a minimal poller took 62 ms: the
+# same ratio holds the bridge to it on any machine (minimal_child).
+MINIMAL_RATIO = round(80 / 62, 2)
 CLOUD_REFRESH = 300.0             # seconds between the cloud's 5-minute slots
 
 
@@ -114,6 +117,78 @@ def cycles_child(config_path: str, sim_url: str, cycles: int, new_values: bool =
     finally:
         service.stop()
         control.close()
+    return 0
+
+
+def minimal_child(sim_url: str, port: int, cycles: int, new_values: bool = True) -> int:
+    """``physical_limits.py minimal SIM_URL PORT N [new|same]``: the least CPU a cycle of any
+    bridge of this fleet takes, for scale on this machine.  The same realtime and fault calls
+    through ``requests`` one after another, each value of the bridge's points read as a number
+    (or kept as text), one JSON state per device published retained at the bridge's state QoS,
+    and one QoS 1 message at the end (the bridge's ``bridge/info``).  No checks, no catalog
+    conversion, no change detection, no threads of its own."""
+    import paho.mqtt.client as mqtt
+    import requests
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from sungrow2mqtt.catalog import load_catalog
+    from sungrow2mqtt.components.publisher import STATE_QOS
+    from sungrow2mqtt.isolarcloud.client import IsolarCloudClient, device_type_of
+    from sungrow2mqtt.isolarcloud.transport import Transport
+    from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS as CREDENTIALS
+
+    setup = IsolarCloudClient(Transport(sim_url, CREDENTIALS.appkey, CREDENTIALS.access_key),
+                              CREDENTIALS.username, CREDENTIALS.password)
+    ps_keys = [f"{row['ps_id']}_11_0_0" for row in setup.get_power_station_list()]
+    ps_keys += [str(row["ps_key"]) for row in setup.get_device_list_by_user()]
+    catalog = load_catalog()
+    groups = []                       # (device type, ps_keys, point ids, (api key, key, scale))
+    for device_type in sorted({device_type_of(key) for key in ps_keys}):
+        specs = list(catalog.enabled(device_type))
+        keys = [key for key in ps_keys if device_type_of(key) == device_type]
+        reads = [(s.api_key, s.key, s.scale if s.is_numeric else None) for s in specs]
+        groups += [(device_type, keys[i:i + 50], [s.point_id for s in specs], reads)
+                   for i in range(0, len(keys), 50) if specs]
+    session = requests.Session()
+    body = {"appkey": CREDENTIALS.appkey, "lang": "_en_US"}
+    headers = {"x-access-key": CREDENTIALS.access_key, "sys_code": "901"}
+
+    def call(service: str, **params: Any) -> Any:
+        reply = session.post(f"{sim_url}/openapi/{service}", json={**body, **params},
+                             headers=headers, timeout=30)
+        return reply.json()["result_data"]
+    body["token"] = call("login", user_account=CREDENTIALS.username,
+                         user_password=CREDENTIALS.password, login_type="1")["token"]
+    broker = mqtt.Client(CallbackAPIVersion.VERSION2)
+    broker.connect("127.0.0.1", port)
+    broker.loop_start()
+    control = requests.Session()
+    cpus = []
+    for cycle in range(cycles + 3):                     # three warm-up cycles
+        offset = (cycle + 1 if new_values else 1) * CLOUD_REFRESH
+        control.post(f"{sim_url}/_sim/clock", json={"offset": offset},
+                     timeout=10).raise_for_status()
+        cpu = time.process_time()
+        for device_type, keys, point_ids, reads in groups:
+            data = call("getDeviceRealTimeData", ps_key_list=keys, point_id_list=point_ids,
+                        device_type=str(device_type))
+            for item in data["device_point_list"]:
+                row, state = item["device_point"], {}
+                for api_key, key, scale in reads:
+                    raw = row.get(api_key)
+                    if raw is not None:
+                        try:
+                            state[key] = raw if scale is None else float(raw) * scale
+                        except ValueError:
+                            pass
+                broker.publish(f"minimal/{row['ps_key']}", json.dumps(state), qos=STATE_QOS,
+                               retain=True)
+        call("getFaultAlarmInfo", curPage=1, size=100)
+        broker.publish("minimal/info", "{}", qos=1, retain=True).wait_for_publish(60)
+        if cycle >= 3:
+            cpus.append(time.process_time() - cpu)
+    broker.loop_stop()
+    print(json.dumps({"cpu": statistics.median(cpus)}), flush=True)
     return 0
 
 
@@ -202,21 +277,28 @@ def _last_of(topics: Set[str]) -> Callable[[List[Tuple[float, str, bytes]]], Opt
 
 def cpu_memory(tmp: Path, cycles: int, values: str = "new") -> Dict[str, Any]:
     """The child's figures: 1,000 devices, no added latency, no bucket (the bridge's own work);
-    ``values`` ``new`` or ``same``: whether the cloud's values change between cycles."""
-    import subprocess
-
-    from _harness import (
-        Mosquitto, SimulatorProcess, bridge_config, child_env, new_base_topic, write_config,
-    )
+    ``values`` ``new`` or ``same``: whether the cloud's values change between cycles.  Also
+    ``minimal``: the CPU per cycle of the minimal poller on the same fleet."""
+    from _harness import Mosquitto, SimulatorProcess, bridge_config, new_base_topic, write_config
     with SimulatorProcess("1000") as sim, Mosquitto(tmp, nodelay=True) as broker:
         path = write_config(bridge_config(sim.url, broker.port, new_base_topic(), tmp,
                                           timeout=30), tmp)
-        done = subprocess.run([sys.executable, __file__, "cycles", str(path), sim.url,
-                               str(cycles), values], capture_output=True, text=True,
-                              env=child_env(), check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"the cycles child failed: {done.stderr[-2000:]}")
-        return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+        figures = _child("cycles", str(path), sim.url, str(cycles), values)
+        figures["minimal"] = _child("minimal", sim.url, str(broker.port), str(cycles),
+                                    values)["cpu"]
+        return figures
+
+
+def _child(*args: str) -> Dict[str, Any]:
+    """Run this script's child mode ``args`` in a fresh Python and return its figures."""
+    import subprocess
+
+    from _harness import child_env
+    done = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                          env=child_env(), check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the {args[0]} child failed: {done.stderr[-2000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def cold_start_rows(cold: Dict[float, float]) -> List[List[object]]:
@@ -233,6 +315,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Print the table: measured, limit, ratio and target for every figure."""
     if argv is None and sys.argv[1:2] == ["cycles"]:
         return cycles_child(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] != "same")
+    if argv is None and sys.argv[1:2] == ["minimal"]:
+        return minimal_child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                             sys.argv[5] != "same")
     from _harness import fleet_label, mib, setup_logging, table, workdir
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=10, help="refreshes per fleet and latency")
@@ -274,6 +359,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows.append([f"1,000 devices: CPU per cycle, {label}", "0 ms",
                      f"{figures['cpu'] * 1000:.0f} ms", "80 ms",
                      f"{figures['cpu'] * 1000 / 80:.2f}", "<= 1"])
+        ratio = figures["cpu"] / figures["minimal"]
+        rows.append(["  the same, against a minimal poller on this machine", "0 ms",
+                     f"{figures['cpu'] * 1000:.0f} ms", f"{figures['minimal'] * 1000:.0f} ms",
+                     f"{ratio:.2f}", f"<= {MINIMAL_RATIO}"])
     rows.append(["1,000 devices: first realtime answer -> first state", "0 ms",
                  f"{machine['to_state'] * 1000:.1f} ms", "1 round trip (100-300 ms)", "", ""])
     print("Physical limits, medians; mosquitto with set_tcp_nodelay; simulator in its own "
