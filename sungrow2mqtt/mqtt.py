@@ -255,6 +255,7 @@ class MqttConnection:
         self._sync_topic = f"{state_topic.rpartition('/')[0] or state_topic}/sync"
         self._awaiting: Dict[str, Callable[[], None]] = {}    # sync marker -> its callback
         self._pending: Dict[int, paho.MQTTMessageInfo] = {}   # QoS 1 sent, not acknowledged
+        self._unwritten: Set[int] = set()      # QoS 0 handed to paho, not yet written out
         self._acked_early: Set[int] = set()    # acknowledged before publish() could note them
         self._cond = threading.Condition()
         self._connected = False
@@ -378,10 +379,18 @@ class MqttConnection:
 
         paho calls ``on_publish`` before it marks the message published, so an acknowledgement
         that overtakes the publishing thread is remembered there, not left pending for ever.
+        paho also calls it once a QoS 0 message is written out: such a message is noted until
+        then, so that call is not taken for an early acknowledgement (kept for ever, it would
+        pass a later QoS 1 publish with the same message id off as acknowledged).
         """
         early = info.mid in self._acked_early
         self._acked_early.discard(info.mid)
-        if qos > 0 and not early and not info.is_published():
+        self._unwritten.discard(info.mid)
+        if early:
+            return
+        if qos == 0:
+            self._unwritten.add(info.mid)
+        elif not info.is_published():
             self._pending[info.mid] = info
 
     def _wait_for_room(self, backlog: int) -> bool:
@@ -439,6 +448,7 @@ class MqttConnection:
         for topic in list(self._subscriptions):
             client.subscribe(topic, qos=1)
         with self._cond:
+            self._unwritten.clear()        # paho drops what it had not sent when it reconnects
             self._connected = True
             self._cond.notify_all()
         online = client.publish(self.state_topic, ONLINE, qos=1, retain=True)
@@ -529,8 +539,9 @@ class MqttConnection:
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any,
                     properties: Any = None) -> None:
         with self._cond:
-            if self._pending.pop(mid, None) is None:
+            if self._pending.pop(mid, None) is None and mid not in self._unwritten:
                 self._acked_early.add(mid)
+            self._unwritten.discard(mid)
             self._cond.notify_all()
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
