@@ -617,13 +617,16 @@ def _delta(before: Dict[str, int], after: Dict[str, int]) -> Dict[str, int]:
 
 
 def acknowledged_but_held(running: InProcessBridge) -> int:
-    """Publishes the broker acknowledged that MqttConnection still tracks: they never go away.
+    """Publishes the broker acknowledged that MqttConnection still tracks: they must go away.
 
-    A diagnostic that reads a private attribute: paho calls on_publish before it marks the
-    message published, so a PUBACK racing the publishing thread leaves its entry behind.
+    A diagnostic that reads a private attribute: acknowledged publishes leave the tracking queue
+    from its front whenever the connection counts what is unacknowledged (as a publish does);
+    one that stayed would be a leak.
     """
-    pending = dict(running.service.mqtt._pending)
-    return sum(1 for info in pending.values() if info.is_published())
+    mqtt = running.service.mqtt
+    with mqtt._cond:
+        mqtt._unacknowledged()
+        return sum(1 for info in mqtt._pending if info.is_published())
 
 
 def lift_cloud_pause(running: InProcessBridge) -> None:
