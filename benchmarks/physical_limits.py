@@ -16,7 +16,9 @@ Limits:
   local work (a cycle without the bucket, at 0 ms);
 * cold start (``python -m sungrow2mqtt run`` to every state), default fleet: the cold start at
   0 ms plus three dependent round trips (login; plant list, device list and quota together;
-  the realtime wave).
+  the realtime wave);
+* CPU per cycle, 1,000 devices: 80 ms (the issue's figure), and 1.29 times the CPU of a
+  minimal poller (:func:`minimal_child`) measured in the same run, the issue's own ratio.
 """
 from __future__ import annotations
 
