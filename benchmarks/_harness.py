@@ -616,17 +616,15 @@ def _delta(before: Dict[str, int], after: Dict[str, int]) -> Dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
-def acknowledged_but_held(running: InProcessBridge) -> int:
-    """Publishes the broker acknowledged that MqttConnection still tracks: they must go away.
+def unacknowledged(running: InProcessBridge) -> int:
+    """QoS 1 publishes MqttConnection still waits for; one the broker never acknowledges stays.
 
-    A diagnostic that reads a private attribute: acknowledged publishes leave the tracking queue
-    from its front whenever the connection counts what is unacknowledged (as a publish does);
-    one that stayed would be a leak.
+    A diagnostic that reads a private method: acknowledged publishes leave the connection's
+    tracking from the front, so a leak there shows as this count not going back to 0.
     """
     mqtt = running.service.mqtt
     with mqtt._cond:
-        mqtt._unacknowledged()
-        return sum(1 for info in mqtt._pending if info.is_published())
+        return mqtt._unacknowledged()
 
 
 def lift_cloud_pause(running: InProcessBridge) -> None:

@@ -31,9 +31,8 @@ from urllib.parse import urlsplit
 
 from _harness import (
     GATEWAY_BURST, GATEWAY_RATE, UNLIMITED_QUOTA, InProcessBridge, Mosquitto, Recorder,
-    SimulatorProcess, acknowledged_but_held, add_common_arguments, bridge_config, fleet_label,
-    lift_cloud_pause, mib, new_base_topic, proc_stats, setup_logging, sockets_to, table,
-    workdir,
+    SimulatorProcess, add_common_arguments, bridge_config, fleet_label, lift_cloud_pause, mib,
+    new_base_topic, proc_stats, setup_logging, sockets_to, table, unacknowledged, workdir,
 )
 from sungrow2mqtt.components.fleet import PollOutcome  # after _harness: it sets the path
 from sungrow2mqtt.isolarcloud.client import MAX_WORKERS
@@ -401,7 +400,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             paced = running.client.transport.stats.rate_limit_waits
             received = recorder.received
             server_calls = served + sum(sim.calls().values())
-            stale = acknowledged_but_held(running)
+            waiting = unacknowledged(running)
     elapsed = time.monotonic() - started
     polls = sum(n for (kind, state), n in tally.jobs.items() if kind == "realtime")
     print(f"Soak of {elapsed / 60:.1f} min, {fleet_label(args.fleet)}, realtime+faults every "
@@ -446,7 +445,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         *[[f"  {n} x", text.replace("|", "/")] for text, n in tally.refusals.most_common(8)],
         ["unexpected exceptions: in the polling loop / in cloud jobs",
          f"{tally.loop_exceptions} / {tally.unexpected}"],
-        ["acknowledged QoS 1 infos MqttConnection still holds (diagnostic)", stale],
+        ["QoS 1 publishes unacknowledged at the last sample (diagnostic)", waiting],
         ["healthy cycle after the last injection", "yes" if healthy else "NO"],
     ]))
     problems = []
