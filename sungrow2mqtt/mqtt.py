@@ -288,8 +288,8 @@ class MqttConnection:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         # no on_publish: with one set, paho builds a reason code and a properties object for
-        # every QoS 0 message it writes (two thirds of a state's CPU); acknowledgements are
-        # read from the MQTTMessageInfo of each QoS 1 publish instead
+        # every QoS 0 message it writes (two thirds of paho's CPU per QoS 0 message);
+        # acknowledgements are read from the MQTTMessageInfo of each QoS 1 publish instead
 
     @property
     def connected(self) -> bool:
@@ -394,7 +394,7 @@ class MqttConnection:
     def _unacknowledged(self) -> int:
         """How many QoS 1 publishes wait for the broker's acknowledgement (call with the lock
         held).  The broker acknowledges in order, so the acknowledged ones leave from the
-        front."""
+        front (one acknowledged out of order is counted until those before it are)."""
         pending = self._pending
         while pending and _acknowledged(pending[0]):
             pending.popleft()
