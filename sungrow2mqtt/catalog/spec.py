@@ -22,9 +22,10 @@ Tier = Union[bool, Literal["optional"]]
 # What the API sends instead of a reading (compared case-insensitively, after stripping).
 MISSING_MARKERS = frozenset({"", "-", "--", "null", "none", "nan", "n/a"})
 
-# Enough significant digits for any reading the API sends, few enough to drop binary noise
-# such as 190970.0 * 0.001 == 190.97000000000003.
-_SIGNIFICANT_DIGITS = 15
+# Enough significant digits for any reading the API sends (15), few enough to drop binary
+# noise such as 190970.0 * 0.001 == 190.97000000000003.  A constant format: building the
+# spec per value cost a fifth of the rounding.
+_SIGNIFICANT = ".15g"
 # A decimal of at most this many characters and no exponent has at most 15 significant digits
 # and is a normal double, so rounding it to 15 digits gives it back unchanged.
 _EXACT_TEXT = 15
@@ -57,7 +58,7 @@ def to_number(raw: object) -> Optional[float]:
 
 def _tidy(number: float) -> Union[float, int]:
     """Round away float noise and give integral results as int, so JSON shows 5000 not 5000.0."""
-    rounded = float(f"{number:.{_SIGNIFICANT_DIGITS}g}")
+    rounded = float(format(number, _SIGNIFICANT))
     if rounded.is_integer():
         return int(rounded)
     return rounded
@@ -180,12 +181,11 @@ def _convert_number(scale: float, raw: object) -> Optional[PublishedValue]:
     short decimal text at scale 1 is already what rounding would give, so it is not rounded.
     """
     if isinstance(raw, str):
-        text = raw.strip()
         try:
-            number = float(text)
+            number = float(raw)                 # surrounding whitespace is float()'s to skip
         except ValueError:
             return None
-        if scale == 1 and len(text) <= _EXACT_TEXT and "e" not in text and "E" not in text:
+        if scale == 1 and len(raw) <= _EXACT_TEXT and "e" not in raw and "E" not in raw:
             if not math.isfinite(number):
                 return None
             return int(number) if number.is_integer() else number
