@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import (
+    Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Set, Tuple,
+)
 
 from sungrow2mqtt.catalog import PointSpec
 from sungrow2mqtt.clock import iso
@@ -94,6 +97,8 @@ class FleetState:
         self._paused_until: Optional[dt.datetime] = None
         self._unserved: Dict[str, dt.datetime] = {}
         self._listeners: List[FleetListener] = []
+        self._info_holds = 0            # info_once() blocks open
+        self._info_due = False          # ... and whether info changed inside them
 
     def listen(self, listener: FleetListener) -> None:
         """Tell ``listener`` about every change, after the listeners added before it."""
@@ -195,7 +200,29 @@ class FleetState:
         """Every device was polled once."""
         self._tell(lambda listener: listener.on_full_poll())
 
+    @contextmanager
+    def info_once(self) -> Iterator[None]:
+        """Listeners hear of info changes made inside the block once, at its end: a wave of
+        polls gives one ``bridge/info`` (at 1,000 devices a 160 KB document) and one status-file
+        write, not one per job."""
+        with self._lock:
+            self._info_holds += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._info_holds -= 1
+                due = self._info_due and not self._info_holds
+                if due:
+                    self._info_due = False
+            if due:
+                self._tell(lambda listener: listener.on_info())
+
     def _info_changed(self) -> None:
+        with self._lock:
+            if self._info_holds:
+                self._info_due = True
+                return
         self._tell(lambda listener: listener.on_info())
 
     def _tell(self, hook: Callable[[FleetListener], None]) -> None:

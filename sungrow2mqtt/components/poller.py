@@ -176,21 +176,23 @@ class Poller:
 
     def _wave(self, works: Mapping[str, Optional[Callable[[], Any]]]) -> Dict[str, Run]:
         """Run the jobs in order; the early parts start with the wave, or, while the fleet is
-        unknown, once a job before them has found it (a fault query needs the devices)."""
+        unknown, once a job before them has found it (a fault query needs the devices).  Their
+        outcomes go out together, in one ``bridge/info``."""
         counters = {kind: self._jobs[kind].calls or self._api_calls for kind in works}
         before = {kind: counter() for kind, counter in counters.items()}
         early: Dict[str, Tuple[Optional[Callable[[], Any]], float]] = {}
         runs: Dict[str, Run] = {}
-        for kind, work in works.items():
-            if not early and self._fleet.devices():
-                started = self._clock.monotonic()
-                early = {k: (self._start_early(k), started) for k, w in works.items()
-                         if w is None and k not in runs}
-            landing, begun = early.get(kind, (None, 0.0))
-            if landing is None:                               # its calls start now
-                before[kind], begun = counters[kind](), self._clock.monotonic()
-            runs[kind] = self._run_one(kind, landing or work or self._jobs[kind].work,
-                                       counters[kind], before[kind], begun)
+        with self._fleet.info_once():
+            for kind, work in works.items():
+                if not early and self._fleet.devices():
+                    started = self._clock.monotonic()
+                    early = {k: (self._start_early(k), started) for k, w in works.items()
+                             if w is None and k not in runs}
+                landing, begun = early.get(kind, (None, 0.0))
+                if landing is None:                               # its calls start now
+                    before[kind], begun = counters[kind](), self._clock.monotonic()
+                runs[kind] = self._run_one(kind, landing or work or self._jobs[kind].work,
+                                           counters[kind], before[kind], begun)
         return runs
 
     def _start_early(self, kind: str) -> Optional[Callable[[], Any]]:

@@ -255,5 +255,23 @@ def test_a_job_whose_outcome_cannot_be_published_is_not_run_again_at_once(caplog
     fleet.listen(Following())
     run_for(poller, clock, 120)
     assert [len(recorder.runs[k]) for k in INTERVALS] == [1, 2, 1]
-    assert fleet.snapshot().outcomes["devices"].ok and len(heard) == 4
+    assert fleet.snapshot().outcomes["devices"].ok and len(heard) == 2    # once per wave
     assert "Broken failed" in caplog.text
+
+
+def test_a_wave_of_jobs_tells_of_its_outcomes_once_with_all_of_them():
+    clock = FakeClock(dt.datetime(2025, 6, 1, 12, 0, tzinfo=dt.timezone.utc))
+    poller, fleet, recorder = make_poller(clock)
+    told: List[Dict[str, Optional[bool]]] = []
+
+    class Following(FleetListener):
+        def on_info(self) -> None:
+            told.append({k: o.ok for k, o in fleet.snapshot().outcomes.items()})
+    fleet.listen(Following())
+    poller.run_wave({"realtime": None, "faults": None})
+    assert told == [{"devices": None, "realtime": True, "faults": True}]
+    recorder.failure = ServerError("the cloud is down")
+    poller.run_wave({"realtime": None, "faults": None})
+    assert told[1:] == [{"devices": None, "realtime": False, "faults": False}]
+    poller.run("realtime")                            # a wave of one job, told once as well
+    assert len(told) == 3
