@@ -95,7 +95,9 @@ class _Exchange:
 
 
 class _Watchdog:
-    """One daemon thread that cuts the exchanges whose deadline (monotonic) has passed."""
+    """One daemon thread that cuts the exchanges whose deadline (monotonic) has passed.  It
+    ends when nothing is left to watch and the next watch starts another, so a closed session
+    leaves no thread behind (and an idle one between polls holds none)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
@@ -115,10 +117,18 @@ class _Watchdog:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._due or self._due[0][0] > time.monotonic():
-                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                while True:
+                    while self._due and self._due[0][2].done:     # answered in time
+                        heapq.heappop(self._due)
+                    if not self._due:       # done; watch() starts the next, under this lock
+                        self._thread = None
+                        return
+                    left = self._due[0][0] - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
                 _, _, exchange = heapq.heappop(self._due)
-            if not exchange.done and not exchange.cut(closed=False):
+            if not exchange.cut(closed=False):
                 self.watch(exchange, _RECHECK)
 
 

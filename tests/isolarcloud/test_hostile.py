@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from types import SimpleNamespace
 from typing import Any, Dict
 
@@ -39,6 +40,28 @@ def test_a_trickling_answer_ends_at_the_call_deadline(gateway, part):
     client.login()
     with pytest.raises(errors.ServerError, match="no complete answer within 1 s"):
         client.get_power_station_list()
+
+
+def _deadline_threads() -> set:
+    return {t for t in threading.enumerate() if t.name == "isolarcloud-deadlines"}
+
+
+def test_the_deadline_thread_ends_with_nothing_to_watch_and_the_next_call_is_still_cut(gateway):
+    # each session's deadline thread used to live for ever: hundreds of them in a test run
+    before = _deadline_threads()
+    client = make_client(gateway, timeout=1.0, max_retries=0)
+    client.login()
+    watching = _deadline_threads() - before
+    assert watching                                      # the login's deadline is watched
+    give_up = time.monotonic() + 10
+    while any(t.is_alive() for t in watching) and time.monotonic() < give_up:
+        time.sleep(0.05)
+    assert not any(t.is_alive() for t in watching)      # its deadline passed: nothing to watch
+    answer = envelope({"pageList": [], "rowCount": 0})
+    gateway.script(PLANTS, lambda body: Reply(body=answer.body, trickle="head", pause=0.05))
+    with pytest.raises(errors.ServerError, match="no complete answer within 1 s"):
+        client.get_power_station_list()
+    client.close()
 
 
 @pytest.mark.parametrize("length", [True, False])
