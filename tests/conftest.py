@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 import pytest
 
@@ -93,9 +93,21 @@ def plant_now(sim: SimulatorServer, ps_id: int) -> dt.datetime:
     return plant.local_time(sim.now())
 
 
+_MADE_CLIENTS: List[IsolarCloudClient] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_made_clients() -> Iterator[None]:
+    """Close the clients a test made with :func:`make_client` after it, so that their call
+    pools and connections do not outlive it."""
+    yield
+    while _MADE_CLIENTS:
+        _MADE_CLIENTS.pop().close()
+
+
 def make_client(server: SimulatorServer, *, token_file: Optional[Path] = None,
                 credentials=DEFAULT_CREDENTIALS, **transport_args) -> IsolarCloudClient:
-    """A real client for a simulator, with fast retries for tests.
+    """A real client for a simulator, with fast retries for tests; closed after the test.
 
     ``clock``, ``denied_for``, ``max_workers`` and ``page_size`` go to the client, the rest to
     the transport."""
@@ -105,8 +117,10 @@ def make_client(server: SimulatorServer, *, token_file: Optional[Path] = None,
     transport = Transport(server.url, credentials.appkey, credentials.access_key,
                           rsa_public_key=server.public_key, **transport_args)
     store = TokenStore(token_file, server.url, credentials.username) if token_file else None
-    return IsolarCloudClient(transport, credentials.username, credentials.password,
-                             token_store=store, **client_args)
+    client = IsolarCloudClient(transport, credentials.username, credentials.password,
+                               token_store=store, **client_args)
+    _MADE_CLIENTS.append(client)
+    return client
 
 
 class Broker:
