@@ -3,8 +3,9 @@ reconnects, JSON publishing and a way to wait until the broker has acknowledged 
 
 Publishing is bounded: paho keeps every QoS 1 message until the broker acknowledges it, and its
 message ids wrap at 65,535, so an unbounded burst (thousands of discovery configs, a flood of
-requests) would fail.  A publish therefore waits while ``max_queued`` messages are unacknowledged,
-and a message paho refuses is counted and logged, never dropped silently.
+requests) would fail.  A QoS 1 publish therefore waits while ``max_queued`` of them are
+unacknowledged (QoS 0 ones are written and forgotten: they take no room), and a message paho
+refuses is counted and logged, never dropped silently.
 
 It also says what is wrong with a connection, in words that name the config keys: a broker that
 cannot be reached (repeated with backoff while it lasts), one that accepts TCP but never answers
@@ -362,16 +363,18 @@ class MqttConnection:
         """Publish; returns whether paho accepted the message (it then reaches the broker, after
         a reconnect if need be).
 
-        Waits while ``backlog`` (default ``max_queued``) QoS 1 publishes are unacknowledged, at
-        most ``queue_wait`` seconds; paho's own thread never waits (a message handler that
-        answers).  While disconnected the message is not sent: the bridge republishes on connect.
+        A QoS 1 publish waits while ``backlog`` (default ``max_queued``) of them are
+        unacknowledged, at most ``queue_wait`` seconds; paho's own thread never waits (a message
+        handler that answers).  A QoS 0 publish never waits: paho keeps none once written, so it
+        takes no room (and states need not queue behind a discovery flood).  While disconnected
+        the message is not sent: the bridge republishes on connect.
         """
         if not self._connected:
             log.debug("Not connected; not publishing %s", topic)
             with self._cond:
                 self.stats.offline += 1
             return False
-        if not self._wait_for_room(backlog or self.max_queued):
+        if qos and not self._wait_for_room(backlog or self.max_queued):
             return self._publish_refused(topic, f"{len(self._pending)} messages still wait for the "
                                         "broker's acknowledgement")
         info = self._client.publish(topic, encode(payload), qos=qos, retain=retain)

@@ -72,6 +72,30 @@ def test_pahos_own_thread_never_waits_a_refusal_is_counted_and_logged(
         probe.close()
 
 
+def test_a_qos_0_publish_takes_no_room_among_unacknowledged_ones(
+        connected, unqueued_broker, base_topic):
+    """States (QoS 0) are not held up, nor refused, by a full backlog of QoS 1 messages:
+    paho keeps none of them once written."""
+    results = {}
+    answered = threading.Event()
+
+    def handler(topic: str, payload: bytes, retained: bool) -> None:   # acks wait meanwhile
+        results["qos1"] = [connected.publish(f"{base_topic}/q1/{i}", "a") for i in range(21)]
+        results["qos0"] = [connected.publish(f"{base_topic}/q0/{i}", "s", qos=0)
+                           for i in range(50)]
+        answered.set()
+    connected.subscribe(f"{base_topic}/ask", handler)
+    probe = MqttProbe(unqueued_broker.port, f"{base_topic}/q0/#")
+    try:
+        probe.publish(f"{base_topic}/ask", "go")
+        assert answered.wait(10)
+        assert results["qos1"] == [True] * 20 + [False]         # the backlog was full
+        assert results["qos0"] == [True] * 50
+        probe.wait_for(lambda p: len(p.messages) == 50, 10, "every QoS 0 message")
+    finally:
+        probe.close()
+
+
 def test_publishing_while_disconnected_is_counted_not_sent(base_topic):
     mqtt = connection(free_port(), base_topic)          # never started
     assert mqtt.publish(f"{base_topic}/x", "y") is False
