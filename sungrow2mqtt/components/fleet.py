@@ -279,6 +279,8 @@ def merge_values(previous: Mapping[str, Any], mapped: Mapping[str, Any]
     """
     state: Values = dict.fromkeys(previous)
     state.update(mapped)
+    if len(state) == len(previous):     # the usual poll: no key is new, none needs looking up
+        return state, []
     return state, [key for key in mapped if key not in previous and key != LAST_UPDATE]
 
 

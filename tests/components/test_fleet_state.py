@@ -43,6 +43,9 @@ def test_a_value_that_disappears_becomes_unknown_and_new_keys_are_named():
     assert first == {"a": 1, "b": 2, "last_update": "t1"} and new == ["a", "b"]
     second, new = merge_values(first, {"b": 3, "c": 4, "last_update": "t2"})
     assert second == {"a": None, "b": 3, "last_update": "t2", "c": 4} and new == ["c"]
+    third, new = merge_values(second, {"c": 5, "b": 3, "last_update": "t3"})
+    assert list(third.items()) == [("a", None), ("b", 3), ("last_update", "t3"), ("c", 5)]
+    assert new == []
 
 
 class Heard(FleetListener):
