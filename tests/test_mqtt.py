@@ -212,10 +212,12 @@ def test_oversized_message_is_refused_before_the_handler(broker, caplog) -> None
     connection = MqttConnection(mqtt_config(broker.port), "t/state")
     connection.subscribe("t/request/+", lambda topic, payload, retained: received.append(payload),
                          max_payload=1024, on_oversized=lambda t, size: refused.append((t, size)))
+    subscribed = threading.Event()
+    connection.after_delivered(subscribed.set)      # the subscription is in effect by then
     connection.start()
     publisher = paho.Client(CallbackAPIVersion.VERSION2, client_id="publisher")
     try:
-        assert connection.wait_connected(10)
+        assert connection.wait_connected(10) and subscribed.wait(10)
         publisher.connect("127.0.0.1", broker.port)
         publisher.loop_start()
         publisher.publish("t/request/big", b"x" * 100_000, qos=1).wait_for_publish(10)
