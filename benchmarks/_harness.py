@@ -616,17 +616,6 @@ def _delta(before: Dict[str, int], after: Dict[str, int]) -> Dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
-def unacknowledged(running: InProcessBridge) -> int:
-    """QoS 1 publishes MqttConnection still waits for; one the broker never acknowledges stays.
-
-    A diagnostic that reads a private method: acknowledged publishes leave the connection's
-    tracking from the front, so a leak there shows as this count not going back to 0.
-    """
-    mqtt = running.service.mqtt
-    with mqtt._cond:
-        return mqtt._unacknowledged()
-
-
 def lift_cloud_pause(running: InProcessBridge) -> None:
     """End a rate-limit pause now: the bridge's monotonic clock moves past it, the time of day
     stays (see benchmarks/README.md)."""

@@ -40,6 +40,7 @@ BURST, RATE = 15, 10.0            # the simulator's (and the document's) gateway
 TARGETS = {"default": 1.3, "100": 1.3, "1000": 1.5, "cold": 1.5}
 MIN_CALLS = {"default": 7, "100": 8, "1000": 23}     # calls_per_cycle.py: the document's minimum
 CPU_CYCLES = 100
+CPU_PAIRS = 3                     # bridge and minimal poller runs, taking turns
 # The issue's CPU target, 80 ms, was set on a machine where a minimal poller took 62 ms: the
 # same ratio holds the bridge to it on any machine (minimal_child).
 MINIMAL_RATIO = round(80 / 62, 2)
@@ -277,18 +278,31 @@ def _last_of(topics: Set[str]) -> Callable[[List[Tuple[float, str, bytes]]], Opt
     return arrived
 
 
-def cpu_memory(tmp: Path, cycles: int, values: str = "new") -> Dict[str, Any]:
+def cpu_memory(tmp: Path, cycles: int, values: str = "new", pairs: int = CPU_PAIRS
+               ) -> Dict[str, Any]:
     """The child's figures: 1,000 devices, no added latency, no bucket (the bridge's own work);
     ``values`` ``new`` or ``same``: whether the cloud's values change between cycles.  Also
-    ``minimal``: the CPU per cycle of the minimal poller on the same fleet."""
+    ``minimal``: the CPU per cycle of the minimal poller on the same fleet.
+
+    The bridge and the minimal poller take turns, ``pairs`` times: on a shared machine the CPU
+    a cycle takes drifts by a tenth or more within minutes, so each ratio compares runs made
+    side by side, and the medians are reported (RSS: the largest)."""
     from _harness import Mosquitto, SimulatorProcess, bridge_config, new_base_topic, write_config
+    runs: List[Dict[str, Any]] = []
+    minimal: List[float] = []
     with SimulatorProcess("1000") as sim, Mosquitto(tmp, nodelay=True) as broker:
         path = write_config(bridge_config(sim.url, broker.port, new_base_topic(), tmp,
                                           timeout=30), tmp)
-        figures = _child("cycles", str(path), sim.url, str(cycles), values)
-        figures["minimal"] = _child("minimal", sim.url, str(broker.port), str(cycles),
-                                    values)["cpu"]
-        return figures
+        for _ in range(pairs):
+            runs.append(_child("cycles", str(path), sim.url, str(cycles), values))
+            minimal.append(_child("minimal", sim.url, str(broker.port), str(cycles),
+                                  values)["cpu"])
+    figures = {key: statistics.median(run[key] for run in runs)
+               for key in ("wall", "cpu", "to_state") if runs[0][key] is not None}
+    return {**runs[0], **figures, "minimal": statistics.median(minimal),
+            "ratio": statistics.median(run["cpu"] / m for run, m in zip(runs, minimal)),
+            "rss_kib": max(run["rss_kib"] for run in runs),
+            "max_rss_kib": max(run["max_rss_kib"] for run in runs)}
 
 
 def _child(*args: str) -> Dict[str, Any]:
@@ -327,6 +341,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--cycles", type=int, default=CPU_CYCLES,
                         help="cycles of the 1,000-device CPU and memory run")
     parser.add_argument("--fleets", default=",".join(REFRESH_FLEETS))
+    parser.add_argument("--pairs", type=int, default=CPU_PAIRS,
+                        help="bridge and minimal poller runs, taking turns, per CPU row")
     parser.add_argument("--cpu-only", action="store_true",
                         help="only the 1,000-device CPU and memory rows")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the bridge's logs")
@@ -336,8 +352,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     notes: List[str] = []
     with workdir() as name:
         tmp = Path(name)
-        machine = cpu_memory(tmp, args.cycles)
-        unchanged = cpu_memory(tmp, args.cycles, "same")
+        machine = cpu_memory(tmp, args.cycles, "new", args.pairs)
+        unchanged = cpu_memory(tmp, args.cycles, "same", args.pairs)
         for fleet in [] if args.cpu_only else args.fleets.split(","):
             figures = refresh_samples(fleet, tmp, args.samples)
             local = figures["median"][0.0] if fleet != "1000" else machine["wall"]
@@ -361,10 +377,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         rows.append([f"1,000 devices: CPU per cycle, {label}", "0 ms",
                      f"{figures['cpu'] * 1000:.0f} ms", "80 ms",
                      f"{figures['cpu'] * 1000 / 80:.2f}", "<= 1"])
-        ratio = figures["cpu"] / figures["minimal"]
         rows.append(["  the same, against a minimal poller on this machine", "0 ms",
                      f"{figures['cpu'] * 1000:.0f} ms", f"{figures['minimal'] * 1000:.0f} ms",
-                     f"{ratio:.2f}", f"<= {MINIMAL_RATIO}"])
+                     f"{figures['ratio']:.2f}", f"<= {MINIMAL_RATIO}"])
     rows.append(["1,000 devices: first realtime answer -> first state", "0 ms",
                  f"{machine['to_state'] * 1000:.1f} ms", "1 round trip (100-300 ms)", "", ""])
     print("Physical limits, medians; mosquitto with set_tcp_nodelay; simulator in its own "

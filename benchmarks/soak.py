@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 from _harness import (
     GATEWAY_BURST, GATEWAY_RATE, UNLIMITED_QUOTA, InProcessBridge, Mosquitto, Recorder,
     SimulatorProcess, add_common_arguments, bridge_config, fleet_label, lift_cloud_pause, mib,
-    new_base_topic, proc_stats, setup_logging, sockets_to, table, unacknowledged, workdir,
+    new_base_topic, proc_stats, setup_logging, sockets_to, table, workdir,
 )
 from sungrow2mqtt.components.fleet import PollOutcome  # after _harness: it sets the path
 from sungrow2mqtt.isolarcloud.client import MAX_WORKERS
@@ -400,7 +400,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             paced = running.client.transport.stats.rate_limit_waits
             received = recorder.received
             server_calls = served + sum(sim.calls().values())
-            waiting = unacknowledged(running)
+            waiting = running.service.mqtt.unacknowledged()
     elapsed = time.monotonic() - started
     polls = sum(n for (kind, state), n in tally.jobs.items() if kind == "realtime")
     print(f"Soak of {elapsed / 60:.1f} min, {fleet_label(args.fleet)}, realtime+faults every "

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence
 from _harness import (
     BridgeProcess, InProcessBridge, Mosquitto, Recorder, SimulatorProcess,
     add_common_arguments, bridge_config, child_env, fleet_label, make_fleet, mib,
-    new_base_topic, proc_stats, setup_logging, table, unacknowledged, wait_first_cycle, workdir,
+    new_base_topic, proc_stats, setup_logging, table, wait_first_cycle, workdir,
     write_config,
 )
 
@@ -93,7 +93,7 @@ def in_process_cycles(sim: SimulatorProcess, broker: Mosquitto, tmp: Path, cycle
         snapshot(f"after {cycles} realtime cycles", time.monotonic() - started)
         gc.collect()
         snapshot(f"after {cycles} realtime cycles and gc.collect()")
-        waiting = unacknowledged(running)
+        waiting = running.service.mqtt.unacknowledged()
         rows.append([f"(QoS 1 publishes still unacknowledged: {waiting}; "
                      f"API calls: {running.client.transport.stats.total}"
                      f"{'; LAST CYCLE FAILED' if failed else ''})", "", "", "", ""])

@@ -61,7 +61,6 @@ def test_the_deadline_thread_ends_with_nothing_to_watch_and_the_next_call_is_sti
     gateway.script(PLANTS, lambda body: Reply(body=answer.body, trickle="head", pause=0.05))
     with pytest.raises(errors.ServerError, match="no complete answer within 1 s"):
         client.get_power_station_list()
-    client.close()
 
 
 @pytest.mark.parametrize("length", [True, False])

@@ -42,6 +42,7 @@ def test_a_burst_far_beyond_the_queue_bound_waits_for_the_broker_and_loses_nothi
         assert connected.stats.refused == 0 and connected.stats.accepted >= 5000
         probe.wait_for(lambda p: len(p.messages) == 5000, 30, "every message")
         # acknowledgements that overtook publish() are not left waiting: the queue is empty
+        assert connected.unacknowledged() == 0
         assert connected.publish(f"{base_topic}/n/last", "x", backlog=1)
     finally:
         probe.close()
