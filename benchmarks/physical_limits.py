@@ -2,7 +2,7 @@
 memory at 1,000 devices, each figure beside the limit it is held to and the ratio.
 
 Run from the repository root: ``python benchmarks/physical_limits.py [--samples 10]``
-(about 5 minutes).  The real gateway is 100-400 ms away; the simulator adds the same latency
+(about 20 minutes).  The real gateway is 100-400 ms away; the simulator adds the same latency
 to every answer (its own ``latency``), so calls sent together cost one latency, calls sent one
 after another one each.  Every simulator here has the gateway's burst limit on (15 calls,
 10/s) unless a row says otherwise.
