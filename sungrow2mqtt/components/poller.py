@@ -180,15 +180,15 @@ class Poller:
         outcomes go out together, in one ``bridge/info``."""
         counters = {kind: self._jobs[kind].calls or self._api_calls for kind in works}
         before = {kind: counter() for kind, counter in counters.items()}
-        early: Dict[str, Tuple[Optional[Callable[[], Any]], float]] = {}
+        early: Optional[Dict[str, Tuple[Optional[Callable[[], Any]], float]]] = None
         runs: Dict[str, Run] = {}
         with self._fleet.info_once():
             for kind, work in works.items():
-                if not early and self._fleet.devices():
+                if early is None and self._fleet.devices():
                     started = self._clock.monotonic()
                     early = {k: (self._start_early(k), started) for k, w in works.items()
                              if w is None and k not in runs}
-                landing, begun = early.get(kind, (None, 0.0))
+                landing, begun = (early or {}).get(kind, (None, 0.0))
                 if landing is None:                               # its calls start now
                     before[kind], begun = counters[kind](), self._clock.monotonic()
                 runs[kind] = self._run_one(kind, landing or work or self._jobs[kind].work,
