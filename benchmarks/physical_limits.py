@@ -301,6 +301,7 @@ def cpu_memory(tmp: Path, cycles: int, values: str = "new", pairs: int = CPU_PAI
                for key in ("wall", "cpu", "to_state") if runs[0][key] is not None}
     return {**runs[0], **figures, "minimal": statistics.median(minimal),
             "ratio": statistics.median(run["cpu"] / m for run, m in zip(runs, minimal)),
+            "pairs": [(run["cpu"], m) for run, m in zip(runs, minimal)],
             "rss_kib": max(run["rss_kib"] for run in runs),
             "max_rss_kib": max(run["max_rss_kib"] for run in runs)}
 
@@ -388,6 +389,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print()
     for note in notes:
         print(f"* {note}")
+    for label, figures in (("new values", machine), ("values unchanged", unchanged)):
+        pairs = ", ".join(f"{cpu * 1000:.0f}/{least * 1000:.0f} ({cpu / least:.2f})"
+                          for cpu, least in figures["pairs"])
+        print(f"* CPU per cycle, {label}, each pair in turn (bridge/minimal poller, ms): {pairs}")
     print(f"* 1,000 devices without the bucket: {machine['calls']} calls per cycle, "
           f"{machine['wall'] * 1000:.0f} ms wall per cycle (the local work of the 1,000-device "
           f"limit), peak RSS {mib(machine['max_rss_kib'])} MiB")
