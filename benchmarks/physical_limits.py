@@ -299,9 +299,9 @@ def cpu_memory(tmp: Path, cycles: int, values: str = "new", pairs: int = CPU_PAI
                                   values)["cpu"])
     figures = {key: statistics.median(run[key] for run in runs)
                for key in ("wall", "cpu", "to_state") if runs[0][key] is not None}
-    return {**runs[0], **figures, "minimal": statistics.median(minimal),
-            "ratio": statistics.median(run["cpu"] / m for run, m in zip(runs, minimal)),
-            "pairs": [(run["cpu"], m) for run, m in zip(runs, minimal)],
+    pairs = [(run["cpu"], least) for run, least in zip(runs, minimal)]
+    return {**runs[0], **figures, "minimal": statistics.median(minimal), "pairs": pairs,
+            "ratio": statistics.median(cpu / least for cpu, least in pairs),
             "rss_kib": max(run["rss_kib"] for run in runs),
             "max_rss_kib": max(run["max_rss_kib"] for run in runs)}
 
