@@ -375,8 +375,8 @@ class MqttConnection:
                 self.stats.offline += 1
             return False
         if qos and not self._wait_for_room(backlog or self.max_queued):
-            return self._publish_refused(topic, f"{len(self._pending)} messages still wait for the "
-                                        "broker's acknowledgement")
+            return self._publish_refused(topic, f"{self.unacknowledged()} messages still wait for "
+                                        "the broker's acknowledgement")
         info = self._client.publish(topic, encode(payload), qos=qos, retain=retain)
         if info.rc != paho.MQTT_ERR_SUCCESS and info.rc != paho.MQTT_ERR_NO_CONN:
             return self._publish_refused(topic, paho.error_string(info.rc))

@@ -66,6 +66,7 @@ def test_pahos_own_thread_never_waits_a_refusal_is_counted_and_logged(
         assert connected.stats.refused == 180
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "failed" in warnings[0].getMessage()
+        assert "20 messages still wait" in warnings[0].getMessage()   # and why
         assert connected.wait_published(10)
         assert connected.publish(f"{base_topic}/answer/again", "b")     # the episode ends
         assert "works again" in caplog.records[-1].getMessage()
