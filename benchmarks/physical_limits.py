@@ -74,12 +74,14 @@ def cycles_child(config_path: str, sim_url: str, cycles: int, new_values: bool =
         return result
 
     def timed_publish(topic: str, *args: Any, **kwargs: Any) -> bool:
-        if not first_state and topic.count("/") == 1 and topic.startswith(base + "/") \
+        """Notes the first state of a cycle, then steps aside: the other thousand publishes
+        of the cycle cost the bridge nothing for being measured."""
+        if topic.count("/") == 1 and topic.startswith(base + "/") \
                 and not topic.endswith("/bridge"):
             first_state.append(time.perf_counter())
+            vars(mqtt).pop("publish", None)
         return publish(topic, *args, **kwargs)
     transport.call = timed_call        # type: ignore[method-assign]
-    mqtt.publish = timed_publish       # type: ignore[method-assign]
     control = requests.Session()
     service.start(worker=False)
     try:
@@ -98,6 +100,7 @@ def cycles_child(config_path: str, sim_url: str, cycles: int, new_values: bool =
                 raise SystemExit("the discovery flood did not finish")
             answered.clear()
             first_state.clear()
+            mqtt.publish = timed_publish                # type: ignore[method-assign]
             wall, cpu = time.perf_counter(), time.process_time()
             service.poller.run_wave({"realtime": None, "faults": None})
             if not mqtt.wait_published(60):
