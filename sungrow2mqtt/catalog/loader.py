@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple, Union, cast
 
 from sungrow2mqtt.catalog.ha import (
@@ -418,6 +419,9 @@ def _parse_user_text(content: str, file_label: str,
     return {number: builder.specs() for number, builder in builders.items()}
 
 
+_NONE_ENABLED: Mapping[str, PointSpec] = MappingProxyType({})
+
+
 class Catalog:
     """All known points per device type, so bridge and discovery never special-case a point."""
 
@@ -430,6 +434,10 @@ class Catalog:
             (spec.device_type, spec.point_id): spec
             for specs in self._points.values() for spec in specs
         }
+        self._enabled: Dict[int, Mapping[str, PointSpec]] = {
+            number: MappingProxyType({spec.key: spec for spec in specs if spec.polled})
+            for number, specs in self._points.items()
+        }
         self._type_names = dict(type_names)
 
     def for_device_type(self, device_type: int) -> List[PointSpec]:
@@ -438,7 +446,12 @@ class Catalog:
 
     def enabled(self, device_type: int) -> List[PointSpec]:
         """The entries polled and announced to HA (enabled there or not: see PointSpec.enabled)."""
-        return [spec for spec in self._points.get(device_type, []) if spec.polled]
+        return list(self.enabled_by_key(device_type).values())
+
+    def enabled_by_key(self, device_type: int) -> Mapping[str, PointSpec]:
+        """:meth:`enabled` by key, in catalog order: built once, as a state's keys are looked
+        up here for every entity announced."""
+        return self._enabled.get(device_type, _NONE_ENABLED)
 
     def get(self, device_type: int, point_id: int) -> Optional[PointSpec]:
         """The entry of one point, or None when the catalog does not know it."""

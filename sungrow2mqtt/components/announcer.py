@@ -26,7 +26,7 @@ import time
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set
 
 from sungrow2mqtt import discovery
-from sungrow2mqtt.catalog import Catalog, PointSpec
+from sungrow2mqtt.catalog import Catalog
 from sungrow2mqtt.components.fleet import FleetListener
 from sungrow2mqtt.config import HomeAssistantConfig
 from sungrow2mqtt.discovery import Payload, Topics
@@ -71,7 +71,6 @@ class Announcer(FleetListener):
         self._busy = False
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
-        self._specs_by_type: Dict[int, Dict[str, PointSpec]] = {}
         self._next_send = 0.0                      # monotonic: when the next config may go
 
     @property
@@ -135,7 +134,7 @@ class Announcer(FleetListener):
                     known.pop(device.ps_key, None)
             self._mark(BRIDGE)
             for device in devices:
-                if (self._catalog.enabled(device.device_type)
+                if (self._catalog.enabled_by_key(device.device_type)
                         and self._devices.get(device.ps_key) != device):
                     self._devices[device.ps_key] = device
                     self._mark(device.ps_key)
@@ -294,17 +293,10 @@ class Announcer(FleetListener):
         if device is None:
             return {}
         configs = discovery.device_configs(device, self._topics)
-        specs = self._specs(device.device_type)
+        specs = self._catalog.enabled_by_key(device.device_type)
         configs.update(discovery.sensor_config(device, specs[key], self._topics)
                        for key in keys if key in specs)
         return configs
-
-    def _specs(self, device_type: int) -> Dict[str, PointSpec]:
-        specs = self._specs_by_type.get(device_type)
-        if specs is None:
-            specs = {spec.key: spec for spec in self._catalog.enabled(device_type)}
-            self._specs_by_type[device_type] = specs
-        return specs
 
     def _clear(self, topic: str) -> None:
         log.info("Removing discovery config %s", topic)

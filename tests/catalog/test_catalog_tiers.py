@@ -23,9 +23,11 @@ def test_every_built_in_type_has_the_three_tiers_where_it_needs_them() -> None:
         specs = CATALOG.for_device_type(number)
         polled = CATALOG.enabled(number)
         assert polled == [spec for spec in specs if spec.enabled in (True, "optional")]
+        assert list(CATALOG.enabled_by_key(number).items()) == [(s.key, s) for s in polled]
         assert any(spec.enabled is True for spec in specs), number
     assert any(spec.enabled == "optional" for spec in CATALOG.for_device_type(1))
     assert any(spec.enabled is False for spec in CATALOG.for_device_type(1))
+    assert CATALOG.enabled(999) == [] and dict(CATALOG.enabled_by_key(999)) == {}
 
 
 def test_discovery_announces_the_tiers_as_home_assistant_expects() -> None:

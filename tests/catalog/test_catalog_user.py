@@ -79,9 +79,11 @@ def test_add_override_disable(tmp_path: Path) -> None:
     load_power = catalog.get(14, 13119)
     assert load_power is not None and not load_power.enabled
     assert load_power not in catalog.enabled(14)
+    assert load_power.key not in catalog.enabled_by_key(14)
     added = catalog.get(14, 13999)
     assert added is not None and added.enabled and added.source == "my additions"
     assert added.convert("12.5") == 12.5
+    assert catalog.enabled_by_key(14)[added.key] is added
     assert catalog.for_device_type(14)[-1] == added
     assert len(catalog.for_device_type(14)) == len(builtin.for_device_type(14)) + 1
     assert 55 in catalog.device_types()
