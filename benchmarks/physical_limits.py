@@ -81,7 +81,7 @@ def cycles_child(config_path: str, sim_url: str, cycles: int, new_values: bool =
             first_state.append(time.perf_counter())
             vars(mqtt).pop("publish", None)
         return publish(topic, *args, **kwargs)
-    transport.call = timed_call        # type: ignore[method-assign]
+    transport.call = timed_call        # type: ignore[assignment]
     control = requests.Session()
     service.start(worker=False)
     try:
@@ -302,9 +302,9 @@ def cpu_memory(tmp: Path, cycles: int, values: str = "new", pairs: int = CPU_PAI
                                   values)["cpu"])
     figures = {key: statistics.median(run[key] for run in runs)
                for key in ("wall", "cpu", "to_state") if runs[0][key] is not None}
-    pairs = [(run["cpu"], least) for run, least in zip(runs, minimal)]
-    return {**runs[0], **figures, "minimal": statistics.median(minimal), "pairs": pairs,
-            "ratio": statistics.median(cpu / least for cpu, least in pairs),
+    paired = [(run["cpu"], least) for run, least in zip(runs, minimal)]
+    return {**runs[0], **figures, "minimal": statistics.median(minimal), "pairs": paired,
+            "ratio": statistics.median(cpu / least for cpu, least in paired),
             "rss_kib": max(run["rss_kib"] for run in runs),
             "max_rss_kib": max(run["max_rss_kib"] for run in runs)}
 
