@@ -47,6 +47,9 @@ UNLIMITED_BURST = 1_000_000
 UNLIMITED_QUOTA = 1_000_000_000
 # The simulator's own defaults, modelled on the real gateway's X-Ratelimit headers.
 GATEWAY_BURST, GATEWAY_RATE, GATEWAY_QUOTA = 15, 10.0, 10_000
+# How the simulator sends a realtime point without a reading: the document's null, or the
+# "--" of some live plants (``simulate --missing-reading``).
+MISSING_READINGS: Dict[str, Optional[str]] = {"null": None, "dashes": "--"}
 
 FLEETS: Tuple[str, ...] = ("1", "10", "100", "default")
 T = TypeVar("T")
@@ -152,9 +155,10 @@ class SimulatorProcess:
 
     def __init__(self, fleet: str = "default", *, seed: int = 0, burst: int = UNLIMITED_BURST,
                  rate: float = float(UNLIMITED_BURST), quota: int = UNLIMITED_QUOTA,
-                 latency: float = 0.0) -> None:
+                 latency: float = 0.0, missing_reading: str = "null") -> None:
         self.args = ["--fleet", fleet, "--seed", str(seed), "--burst", str(burst),
-                     "--rate", str(rate), "--quota", str(quota), "--latency", str(latency)]
+                     "--rate", str(rate), "--quota", str(quota), "--latency", str(latency),
+                     "--missing-reading", missing_reading]
         self.process: Optional["subprocess.Popen[str]"] = None
         self.url = ""
         self._http = requests.Session()
@@ -238,11 +242,13 @@ def _simulate_main(argv: Sequence[str]) -> int:
     parser.add_argument("--rate", type=float, default=GATEWAY_RATE)
     parser.add_argument("--quota", type=int, default=GATEWAY_QUOTA)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--missing-reading", choices=MISSING_READINGS, default="null")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = SimulatorServer(port=0, fleet=make_fleet(args.fleet, args.seed),
                              burst_capacity=args.burst, replenish_rate=args.rate,
-                             hourly_quota=args.quota, latency=args.latency)
+                             hourly_quota=args.quota, latency=args.latency,
+                             missing_reading=MISSING_READINGS[args.missing_reading])
     with server:
         print(json.dumps({"url": server.url}), flush=True)
         sys.stdin.read()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from _harness import (
-    GATEWAY_BURST, GATEWAY_RATE, InProcessBridge, Mosquitto, SimulatorProcess,
+    GATEWAY_BURST, GATEWAY_RATE, MISSING_READINGS, InProcessBridge, Mosquitto, SimulatorProcess,
     add_common_arguments, bridge_config, fleet_label, iter_fleets, ms, new_base_topic,
     setup_logging, summary, table, workdir,
 )
@@ -204,6 +204,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="cycles under the gateway's burst limit (0 skips that table)")
     parser.add_argument("--profile", metavar="FLEET", nargs="?", const="100",
                         help="also profile cycles of this fleet (default 100 devices)")
+    parser.add_argument("--missing-reading", choices=MISSING_READINGS, default="null",
+                        help="how the simulator sends a point without a reading: null "
+                             "(the document, default) or dashes (\"--\", some live plants)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     cycle_rows: List[List[object]] = []
@@ -215,7 +218,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             rates: Dict[str, float] = {}
             for mode in MODES:
                 connected = mode == "mosquitto"
-                with running_bridge(spec, connected, tmp) as (running, sim):
+                with running_bridge(spec, connected, tmp,
+                                    missing_reading=args.missing_reading) as (running, sim):
                     devices = len(running.fleet.devices())
                     figures = time_cycles(running, sim, args.cycles)
                     med = {k: summary(v)["median"] for k, v in figures.items()}
@@ -236,7 +240,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"Realtime cycle (poller.run('realtime')), median of {args.cycles} "
               f"after {WARMUP_CYCLES} warm-up cycles, milliseconds; simulator without "
               "burst limit in another process; every cycle reads new values (the simulator's "
-              "clock moves 5 minutes).\n")
+              f"clock moves 5 minutes); no reading sent as {args.missing_reading}.\n")
         print(table(["fleet", "bridged", "MQTT", "wall", "wall p95", "CPU (process)",
                      "cloud wait (wall - worker CPU)", "worker CPU",
                      "client CPU (HTTP+JSON, pool)", "mapping+publish"], cycle_rows))

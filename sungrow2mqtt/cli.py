@@ -153,7 +153,8 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     server = SimulatorServer(args.host, args.port, encrypted=args.encrypted,
                              start_time=args.start, token_error=args.token_error,
                              burst_capacity=args.burst, replenish_rate=args.replenish_rate,
-                             latency=args.latency)
+                             latency=args.latency,
+                             missing_reading="--" if args.missing_reading == "dashes" else None)
     server.start()
     if args.public_key_file and server.public_key:
         with open(args.public_key_file, "w", encoding="ascii") as handle:
@@ -411,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--latency", type=_bounded(float, 0), default=0.0, metavar="SECONDS",
                           help="add SECONDS to every answer, like a gateway far away (default 0;"
                                " the real one is 0.1-0.4 s away); parallel calls overlap")
+    simulate.add_argument("--missing-reading", choices=["null", "dashes"], default="null",
+                          help="a realtime point without a reading: null like the document's "
+                               "sample (default), or dashes (\"--\") as some live plants send it")
     demo = add("demo", cmd_demo, "try everything locally: simulator, embedded broker, bridge",
                "sungrow2mqtt demo   (or: sungrow2mqtt demo --broker localhost:1883)", [common])
     demo.add_argument("--broker", help="use this broker (HOST:PORT) instead of the embedded one")

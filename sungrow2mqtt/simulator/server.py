@@ -72,13 +72,17 @@ Live behaviour (clients verified against live plants; the default):
 * ``getDeviceRealTimeData`` by ps_key always carries ``fail_ps_key_list`` (the portal's sample),
   naming the well-formed ps_keys it could not serve: unknown ones, and listed devices that
   :meth:`SimulatorServer.unserve_devices` took off the air (a logger that stopped reporting);
+* ``missing_reading="--"`` (``simulate --missing-reading dashes``) sends ``"--"`` for every
+  realtime point without a reading, as some live plants do; by default such a point is ``null``,
+  as in the document's sample (points modelled as "no reading" send ``"--"`` either way);
 * SOC/SOH points (13141, 13142, 58604, 58605, 83252) are 0-1 fractions like live data;
   :meth:`SimulatorServer.set_ratio_scale` makes a device send them as 0-100 as some firmware does;
   :meth:`SimulatorServer.pin_reading` makes a device send one exact raw value (1.0, say).
 
 Switches (constructor; ``simulate`` flag): ``encrypted`` (``--encrypted``), ``start_time``
 (``--start``), ``token_error`` (``--token-error``), ``burst_capacity`` (``--burst``),
-``replenish_rate`` (``--replenish-rate``), ``latency`` (``--latency``), ``hourly_quota``,
+``replenish_rate`` (``--replenish-rate``), ``latency`` (``--latency``), ``missing_reading``
+(``--missing-reading``), ``hourly_quota``,
 ``timestamp_tolerance``, ``fleet``, ``credentials``.
 
 Controls (method; ``/_sim/...`` endpoint with a JSON body): :meth:`~SimulatorServer.fail_next`
@@ -135,6 +139,7 @@ from sungrow2mqtt.simulator.services import SERVICES, World, compact
 logger = logging.getLogger(__name__)
 
 _PAD_CHUNK = 1 << 16
+MISSING_READINGS = (None, "--")   # what a realtime point without a reading may be sent as
 _HTML_ERROR = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center>"
                "<hr><center>nginx</center></body></html>")
 
@@ -224,10 +229,13 @@ class SimulatorServer:
         start_time: Optional[Instant] = None,
         token_error: str = "E900",
         latency: float = 0.0,
+        missing_reading: Optional[str] = None,
     ) -> None:
         if burst_capacity < 1 or not replenish_rate > 0:
             raise ValueError("burst_capacity must be at least 1 and replenish_rate above 0, not "
                              f"{burst_capacity} and {replenish_rate}")
+        if missing_reading not in MISSING_READINGS:
+            raise ValueError(f"missing_reading must be None or '--', not {missing_reading!r}")
         self.host = host
         self.port = port
         self.encrypted = encrypted
@@ -237,7 +245,8 @@ class SimulatorServer:
                                hourly_quota=hourly_quota, timestamp_tolerance=timestamp_tolerance,
                                token_error=token_error)
         self.control = ControlSimulator(self.fleet, reject=RequestError)
-        self.world = World(self.fleet, self.gateway, self.control)
+        self.world = World(self.fleet, self.gateway, self.control,
+                           missing_reading=missing_reading)
         self._bucket = TokenBucket(burst_capacity, replenish_rate)
         self._lock = threading.RLock()
         self._stopping = threading.Event()

@@ -38,6 +38,7 @@ class World:
     gateway: Gateway
     control: ControlSimulator                              # device parameters and their tasks
     extras: Dict[str, Any] = field(default_factory=dict)  # state of services added elsewhere
+    missing_reading: Optional[str] = None                  # a realtime point without a reading
 
 
 Handler = Callable[[World, Call], Any]
@@ -364,9 +365,9 @@ def _realtime_targets(fleet: Fleet, body: Dict[str, Any],
     return devices, {"fail_sn_list": failed}
 
 
-def _device_points(fleet: Fleet, devices: Sequence[Device], point_ids: Sequence[int],
+def _device_points(world: World, devices: Sequence[Device], point_ids: Sequence[int],
                    failures: Dict[str, List[str]], now: float) -> Dict[str, Any]:
-    entries = []
+    fleet, entries = world.fleet, []
     for device in devices:
         plant = fleet.plant_of(device)
         point: Dict[str, Any] = {
@@ -377,7 +378,7 @@ def _device_points(fleet: Fleet, devices: Sequence[Device], point_ids: Sequence[
             "ps_key": device.ps_key, "uuid": device.uuid,
         }
         for pid, text in fleet.readings(device, point_ids, now).items():
-            point[f"p{pid}"] = text
+            point[f"p{pid}"] = world.missing_reading if text is None else text
         entries.append({"device_point": dict(sorted(point.items()))})
     return {**failures, "device_point_list": entries}
 
@@ -390,7 +391,7 @@ def get_pv_inverter_real_time_data(world: World, call: Call) -> Dict[str, Any]:
     """
     devices, failures = _realtime_targets(world.fleet, call.body, 1)
     failures.pop("fail_ps_key_list", None)
-    return _device_points(world.fleet, devices, PV_INVERTER_POINTS, failures, call.now)
+    return _device_points(world, devices, PV_INVERTER_POINTS, failures, call.now)
 
 
 @service("getDeviceRealTimeData")
@@ -403,7 +404,7 @@ def get_device_real_time_data(world: World, call: Call) -> Dict[str, Any]:
     device_type = _int(_required(call.body, "device_type"))
     point_ids = _points(_required(call.body, "point_id_list"), prefixed=False)
     devices, failures = _realtime_targets(world.fleet, call.body, device_type)
-    return _device_points(world.fleet, devices, point_ids, failures, call.now)
+    return _device_points(world, devices, point_ids, failures, call.now)
 
 
 # -- 2.7 / 2.8 ---------------------------------------------------------------------------

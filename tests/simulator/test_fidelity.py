@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
+from types import SimpleNamespace
 from typing import Iterator
 
 import pytest
@@ -245,6 +246,22 @@ def test_simulate_token_error_flag() -> None:
                                json={"appkey": CREDS.appkey, "token": DEAD, "curPage": 1,
                                      "size": 1}, headers=headers(), timeout=10).json()
         assert answer["result_code"] == "E00003"
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+def test_simulate_missing_reading_flag() -> None:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "sungrow2mqtt", "simulate", "--port",
+                                str(port), "--missing-reading", "dashes", "--start",
+                                SIM_START.isoformat()],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        gateway = SimpleNamespace(url=f"http://127.0.0.1:{port}")
+        ess = Client(gateway).points([ESS], 14, [13107, 13141])[ESS]   # type: ignore[arg-type]
+        assert ess["p13107"] == "--" and float(ess["p13141"]) >= 0   # no MPPT3; the SOC
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

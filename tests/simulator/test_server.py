@@ -277,6 +277,25 @@ def test_device_realtime_quirks(client: Client) -> None:
     assert dt.timedelta(0) <= expected - local < dt.timedelta(minutes=10)
 
 
+def test_a_gateway_that_sends_dashes_where_the_document_has_null(client: Client,
+                                                                  sim_start: dt.datetime) -> None:
+    """Some live plants send "--" for a point without a reading: the switch does so for every
+    realtime point the document's sample would send as null, and changes nothing else."""
+    asked = {ESS: (14, [13011, 13141, 13107, 13119]),
+             f"{PV_PS_ID}_11_0_0": (11, [83252, 83012, 83022, 83106])}
+    with SimulatorServer(start_time=sim_start, missing_reading="--") as server:
+        dashes = Client(server)
+        for ps_key, (device_type, point_ids) in asked.items():
+            plain = client.points([ps_key], device_type, point_ids)[ps_key]
+            sent = dashes.points([ps_key], device_type, point_ids)[ps_key]
+            points = [key for key in plain if re.fullmatch(r"p\d+", key)]
+            assert None in map(plain.get, points) and None not in map(sent.get, points)
+            assert sent == {key: "--" if value is None and key in points else value
+                            for key, value in plain.items()}   # other fields stay as they were
+    with pytest.raises(ValueError, match="missing_reading must be None or '--', not 'n/a'"):
+        SimulatorServer(start_time=sim_start, missing_reading="n/a")
+
+
 def test_device_realtime_by_sn(client: Client) -> None:
     data = client.data("getDeviceRealTimeData", device_type="14", point_id_list=["13011"],
                        sn_list=["A2231234567", "NOPE", "A2240112233"])
