@@ -26,8 +26,10 @@ CATALOG = load_catalog()
 
 
 @pytest.fixture
-def sim(sim_start) -> Iterator[SimulatorServer]:
-    with SimulatorServer(start_time=sim_start) as server:
+def sim(request, sim_start) -> Iterator[SimulatorServer]:
+    """The simulator; a test parametrized indirectly on ``sim`` picks its ``missing_reading``."""
+    with SimulatorServer(start_time=sim_start,
+                         missing_reading=getattr(request, "param", None)) as server:
         yield server
 
 
@@ -46,8 +48,10 @@ def probe(broker, base_topic) -> Iterator[MqttProbe]:
 
 
 @at_any_hour
+@pytest.mark.parametrize("sim", [None, "--"], indirect=True, ids=["null", "dashes"])
 def test_every_value_arrives_once_in_catalog_units_with_a_discovery_config(
         sim, running, probe, base_topic):
+    """... whether a point without a reading comes as null or as "--" (some live plants)."""
     info = ready(probe, base_topic)
     assert len(info["plants"]) == 2 and len(info["devices"]) >= 7
     announced = configs(probe, f"{base_topic}_ha")

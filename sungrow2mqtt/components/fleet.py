@@ -260,8 +260,8 @@ class PointMap:
         get = row.get
         for api_key, key, convert in self._reads:
             raw = get(api_key)
-            if raw is None:             # most points of most rows: not worth a call
-                continue
+            if raw is None or raw == "--":      # no reading (most points of most rows; some
+                continue                        # plants send "--"): not worth a conversion
             value = convert(raw)
             if value is not None:
                 values[key] = publishable(value) if type(value) is str else value
