@@ -41,15 +41,13 @@ from conftest import mosquitto_binary as find_mosquitto  # noqa: E402
 from sungrow2mqtt.config import parse_config  # noqa: E402
 from sungrow2mqtt.service import Service  # noqa: E402
 from sungrow2mqtt.simulator import DEFAULT_CREDENTIALS, Fleet, SimulatorServer  # noqa: E402
+from sungrow2mqtt.simulator.server import MISSING_READINGS  # noqa: E402
 
 # A simulator without the gateway's burst limiter and hourly quota, so loops measure the bridge.
 UNLIMITED_BURST = 1_000_000
 UNLIMITED_QUOTA = 1_000_000_000
 # The simulator's own defaults, modelled on the real gateway's X-Ratelimit headers.
 GATEWAY_BURST, GATEWAY_RATE, GATEWAY_QUOTA = 15, 10.0, 10_000
-# How the simulator sends a realtime point without a reading: the document's null, or the
-# "--" of some live plants (``simulate --missing-reading``).
-MISSING_READINGS: Dict[str, Optional[str]] = {"null": None, "dashes": "--"}
 
 FLEETS: Tuple[str, ...] = ("1", "10", "100", "default")
 T = TypeVar("T")

@@ -140,6 +140,7 @@ def cmd_points(args: argparse.Namespace, config: Config) -> int:
 def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
     """Serve the built-in Open API simulator until interrupted."""
     from sungrow2mqtt.simulator import SimulatorServer, config_block
+    from sungrow2mqtt.simulator.server import MISSING_READINGS
 
     stop = threading.Event()
     stopped_by: List[int] = []
@@ -154,7 +155,7 @@ def cmd_simulate(args: argparse.Namespace, config: Optional[Config]) -> int:
                              start_time=args.start, token_error=args.token_error,
                              burst_capacity=args.burst, replenish_rate=args.replenish_rate,
                              latency=args.latency,
-                             missing_reading="--" if args.missing_reading == "dashes" else None)
+                             missing_reading=MISSING_READINGS[args.missing_reading])
     server.start()
     if args.public_key_file and server.public_key:
         with open(args.public_key_file, "w", encoding="ascii") as handle:

@@ -139,7 +139,9 @@ from sungrow2mqtt.simulator.services import SERVICES, World, compact
 logger = logging.getLogger(__name__)
 
 _PAD_CHUNK = 1 << 16
-MISSING_READINGS = (None, "--")   # what a realtime point without a reading may be sent as
+# What a realtime point without a reading is sent as, by the word ``simulate --missing-reading``
+# takes (a bare "--" would end argparse's options).
+MISSING_READINGS: Dict[str, Optional[str]] = {"null": None, "dashes": "--"}
 _HTML_ERROR = ("<html><head><title>{0}</title></head><body><center><h1>{0}</h1></center>"
                "<hr><center>nginx</center></body></html>")
 
@@ -234,7 +236,7 @@ class SimulatorServer:
         if burst_capacity < 1 or not replenish_rate > 0:
             raise ValueError("burst_capacity must be at least 1 and replenish_rate above 0, not "
                              f"{burst_capacity} and {replenish_rate}")
-        if missing_reading not in MISSING_READINGS:
+        if missing_reading not in MISSING_READINGS.values():
             raise ValueError(f"missing_reading must be None or '--', not {missing_reading!r}")
         self.host = host
         self.port = port

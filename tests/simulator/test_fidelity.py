@@ -12,7 +12,9 @@ import requests
 
 from conftest import SIM_START, free_port, wait_for_port
 from sim_http import BATTERY, CREDS, ESS, PLANT, Client, headers, post
+from sungrow2mqtt.cli import build_parser
 from sungrow2mqtt.simulator import SimulatorServer
+from sungrow2mqtt.simulator.server import MISSING_READINGS
 
 DEAD = "2481357_" + "0" * 32
 
@@ -249,6 +251,15 @@ def test_simulate_token_error_flag() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_simulate_missing_reading_flag_takes_the_simulators_words() -> None:
+    """The parser, built without importing the simulator, offers exactly its words."""
+    parser = build_parser()
+    for word in MISSING_READINGS:
+        assert parser.parse_args(["simulate", "--missing-reading", word]).missing_reading == word
+    with pytest.raises(SystemExit):
+        parser.parse_args(["simulate", "--missing-reading", "--"])
 
 
 def test_simulate_missing_reading_flag() -> None:
