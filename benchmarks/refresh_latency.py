@@ -57,7 +57,9 @@ def refresh_samples(recorder: Recorder, sim: SimulatorProcess, base: str, plant_
 def measure(recorder: Recorder, sim: SimulatorProcess, base: str, samples: int
             ) -> Dict[str, List[float]]:
     """Wait for the bridge's first cycle (a refresh before it would measure startup), sample."""
-    plant_key = wait_first_cycle(recorder, base)["plants"][0]["ps_key"]
+    wait_first_cycle(recorder, base)
+    listed = json.loads(recorder.first(f"{base}/bridge/devices", 0.0)[1])
+    plant_key = listed["plants"][0]["ps_key"]
     return refresh_samples(recorder, sim, base, plant_key, samples)
 
 

@@ -135,11 +135,12 @@ class Watcher:
             return payload.decode("utf-8", "replace")[:200]
         level = topic[len(self.base) + 1:]
         if level == "bridge/info" and isinstance(data, dict):
-            polls = ", ".join(f"{kind} {poll.get('outcome') or 'pending'} "
-                              f"({poll.get('api_calls', 0)} API calls)"
-                              for kind, poll in (data.get("last_poll") or {}).items())
-            return (f"{len(data.get('plants') or [])} plants, {len(data.get('devices') or [])} "
-                    f"devices; last polls: {polls}")
+            return "last polls: " + ", ".join(
+                f"{kind} {poll.get('outcome') or 'pending'} ({poll.get('api_calls', 0)} API calls)"
+                for kind, poll in (data.get("last_poll") or {}).items())
+        if level == "bridge/devices" and isinstance(data, dict):
+            return (f"{len(data.get('plants') or [])} plants, "
+                    f"{len(data.get('devices') or [])} devices")
         if isinstance(data, dict) and "/" not in level:
             units = self._units(level)
             return "  ".join(f"{k}={v}{(' ' + units[k]) if units.get(k) else ''}"

@@ -40,6 +40,11 @@ class Topics:
         return f"{self.base}/bridge/info"
 
     @property
+    def bridge_devices(self) -> str:
+        """Retained JSON list of the bridged plants and devices."""
+        return f"{self.base}/bridge/devices"
+
+    @property
     def bridge_id(self) -> str:
         """The bridge's own identifier (one per base topic)."""
         return "sungrow2mqtt_bridge_" + (slug(self.base) or "default")

@@ -76,15 +76,17 @@ def ready(probe: MqttProbe, base: str, timeout: float = 30.0) -> Dict:
     (when the probe listens to the harness's discovery prefix ``<base>_ha``) the config of
     every value published: configs follow the states on the announcer's own thread.
 
-    Returns bridge/info.  A probe that subscribes after the cycle gets retained messages in the
-    broker's order, so each topic is waited for, not only the last one published.
+    Returns bridge/devices (the plants and devices).  A probe that subscribes after the cycle
+    gets retained messages in the broker's order, so each topic is waited for, not only the
+    last one published.
     """
     probe.wait_for(lambda p: (f"{base}/bridge/info" in p.messages and
                               json.loads(p.messages[f"{base}/bridge/info"])["last_poll"]
                               ["faults"]["outcome"] == "ok"), timeout, "bridge/info after faults")
-    info = probe.json(f"{base}/bridge/info")
-    wanted = [f"{base}/{d['ps_key']}/faults" for d in info["plants"] + info["devices"]]
-    wanted += [f"{base}/{plant['ps_key']}" for plant in info["plants"]]
+    probe.wait_for(lambda p: f"{base}/bridge/devices" in p.messages, timeout, "bridge/devices")
+    listed = probe.json(f"{base}/bridge/devices")
+    wanted = [f"{base}/{d['ps_key']}/faults" for d in listed["plants"] + listed["devices"]]
+    wanted += [f"{base}/{plant['ps_key']}" for plant in listed["plants"]]
     probe.wait_for(lambda p: all(t in p.messages for t in wanted), timeout,
                    "the first cycle's topics")
     if f"{base}_ha/#" in probe.filters:
@@ -92,14 +94,14 @@ def ready(probe: MqttProbe, base: str, timeout: float = 30.0) -> Dict:
             configs = _configs_of_values(probe, base)
         probe.wait_for(lambda p: all(t in p.messages for t in configs), 2 * timeout,
                        "a discovery config for every value")
-    return info
+    return listed
 
 
 def _configs_of_values(probe: MqttProbe, base: str) -> Set[str]:
     """The sensor config topics the values in the probe's state messages call for."""
-    info = json.loads(probe.messages[f"{base}/bridge/info"])
+    listed = json.loads(probe.messages[f"{base}/bridge/devices"])
     wanted = set()
-    for device in info["plants"] + info["devices"]:
+    for device in listed["plants"] + listed["devices"]:
         state = probe.messages.get(f"{base}/{device['ps_key']}")
         for key, value in (json.loads(state) if state else {}).items():
             if key != "last_update" and value is not None:

@@ -587,8 +587,8 @@ def test_run_script_bridges_the_simulator_to_the_supervisors_broker_without_leak
     assert "Supervisor's MQTT service" in result.stdout and "DEBUG" in result.stdout
     probe = MqttProbe(broker.port, f"{base_topic}/#")
     try:
-        info = ready(probe, base_topic)
-        assert len(info["plants"]) == 2
+        listed = ready(probe, base_topic)
+        assert len(listed["plants"]) == 2
         assert any(topic.endswith("_11_0_0") for topic in probe.messages)
     finally:
         probe.close()

@@ -52,8 +52,8 @@ def probe(broker, base_topic) -> Iterator[MqttProbe]:
 def test_every_value_arrives_once_in_catalog_units_with_a_discovery_config(
         sim, running, probe, base_topic):
     """... whether a point without a reading comes as null or as "--" (some live plants)."""
-    info = ready(probe, base_topic)
-    assert len(info["plants"]) == 2 and len(info["devices"]) >= 7
+    listed = ready(probe, base_topic)
+    assert len(listed["plants"]) == 2 and len(listed["devices"]) >= 7
     announced = configs(probe, f"{base_topic}_ha")
     by_state: Dict[str, set] = {}
     for payload in announced.values():
@@ -122,6 +122,34 @@ def test_bridge_state_is_online_and_info_is_retained(running, probe, base_topic)
     info = probe.json(f"{base_topic}/bridge/info")
     assert info["version"] and info["last_poll"]["realtime"]["outcome"] == "ok"
     assert info["last_poll"]["realtime"]["api_calls"] >= 1
+    assert "devices" not in info and "plants" not in info      # they are in bridge/devices
+
+
+def test_bridge_devices_lists_every_device_and_follows_changes_not_polls(
+        running, probe, base_topic):
+    """bridge/devices (zigbee2mqtt's name) goes out when the list or a cloud status changes:
+    at 1,000 devices it is 160 KB, which bridge/info used to carry with every poll."""
+    listed = ready(probe, base_topic)
+    assert [p["ps_key"] for p in listed["plants"]] == [f"{p['ps_id']}_11_0_0"
+                                                       for p in listed["plants"]]
+    battery = next(d for d in listed["devices"] if d["device_type"] == 43)
+    assert battery["cloud_status"] == "ok" and battery["cloud_failed_since"] is None
+    assert {"ps_key", "ps_id", "device_type", "type", "model", "serial", "name"} <= set(battery)
+    topics = [f"{base_topic}/bridge/info", f"{base_topic}/bridge/devices"]
+
+    def sent() -> List[int]:
+        with probe.lock:
+            return [sum(1 for t, _, _ in probe.history if t == topic) for topic in topics]
+    before = sent()
+    for _ in range(2):
+        assert probe.request(base_topic, "refresh", {})["status"] == "ok"
+    # bridge/devices would go out before the wave's bridge/info, on the same connection
+    probe.wait_for(lambda p: sent()[0] >= before[0] + 2, 10, "bridge/info after each refresh")
+    devices = sent()[1]
+    assert devices == before[1]
+    answer = probe.request(base_topic, "info", {})
+    assert answer["status"] == "ok" and answer["data"]["published"] == topics
+    probe.wait_for(lambda p: sent()[1] > devices, 10, "bridge/devices on request")
 
 
 def test_refresh_request_answers_after_new_states(sim, running, probe, base_topic):
@@ -149,8 +177,8 @@ def test_refreshes_are_coalesced(sim, running, probe, base_topic):
 
 
 def test_refresh_of_one_plant_and_of_an_unknown_plant(running, probe, base_topic):
-    info = ready(probe, base_topic)
-    ps_id = info["plants"][0]["ps_id"]
+    listed = ready(probe, base_topic)
+    ps_id = listed["plants"][0]["ps_id"]
     ok = probe.request(base_topic, "refresh", {"ps_id": ps_id})
     assert ok["status"] == "ok" and ok["data"]["plants"] == [ps_id]
     bad = probe.request(base_topic, "refresh", {"ps_id": 42})
@@ -185,8 +213,8 @@ def test_unknown_request_name(running, probe, base_topic):
 
 
 def test_faults_appear_and_clear(sim, running, probe, base_topic):
-    info = ready(probe, base_topic)
-    ess = next(d for d in info["devices"] if d["device_type"] == 14)
+    listed = ready(probe, base_topic)
+    ess = next(d for d in listed["devices"] if d["device_type"] == 14)
     topic = f"{base_topic}/{ess['ps_key']}/faults"
     assert probe.json(topic) == {"problem": "OFF", "faults": []}
     fault_id = sim.add_fault(ess["ps_key"], 13824, "Battery Alarm", fault_type=2, fault_level=2)
@@ -202,11 +230,11 @@ def test_faults_appear_and_clear(sim, running, probe, base_topic):
 
 @at_any_hour
 def test_quota_and_history_requests(sim, running, probe, base_topic):
-    info = ready(probe, base_topic)
+    listed = ready(probe, base_topic)
     quota = probe.request(base_topic, "quota", {})
     assert quota["status"] == "ok" and "today_used" in quota["data"]
-    plant_key = info["plants"][0]["ps_key"]
-    today = plant_now(sim, info["plants"][0]["ps_id"]).date()
+    plant_key = listed["plants"][0]["ps_key"]
+    today = plant_now(sim, listed["plants"][0]["ps_id"]).date()
     history = probe.request(base_topic, "history", {
         "ps_key": plant_key, "points": [83022], "interval": "day",
         "start": (today - dt.timedelta(days=3)).isoformat(), "end": today.isoformat()})
@@ -265,9 +293,9 @@ def test_broker_restart_reconnects_and_republishes(sim, tmp_path, base_topic):
 def test_vanished_plant_configs_are_removed_after_restart(sim, broker, probe, base_topic,
                                                           tmp_path):
     first = Running(config_dict(sim, broker.port, base_topic, tmp_path), tmp_path)
-    info = ready(probe, base_topic)
+    listed = ready(probe, base_topic)
     first.stop()
-    kept, dropped = info["plants"][0]["ps_id"], info["plants"][1]["ps_id"]
+    kept, dropped = listed["plants"][0]["ps_id"], listed["plants"][1]["ps_id"]
     dropped_configs = [t for t in configs(probe, f"{base_topic}_ha")
                        if f"sungrow2mqtt_{dropped}_" in t]
     assert dropped_configs

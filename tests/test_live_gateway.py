@@ -66,7 +66,9 @@ def loud(caplog: pytest.LogCaptureFixture) -> List[str]:
 
 
 def device_info(probe: MqttProbe, base: str, ps_key: str) -> Dict[str, Any]:
-    return next(d for d in info(probe, base)["devices"] if d["ps_key"] == ps_key)
+    """The device's entry in bridge/devices."""
+    listed = probe.json(f"{base}/bridge/devices")
+    return next(d for d in listed["devices"] if d["ps_key"] == ps_key)
 
 
 # -- 1. dead tokens and unauthorised APIs: both E900 -----------------------------------------
@@ -90,8 +92,8 @@ def test_a_stale_token_file_at_start_costs_exactly_one_login(sim, start, probe, 
     store = TokenStore(tmp_path / "token.json", sim.url, DEFAULT_CREDENTIALS.username)
     store.save("a-token-the-gateway-forgot-long-ago")
     start()
-    first = ready(probe, base_topic)
-    assert all(poll["outcome"] == "ok" for poll in first["last_poll"].values())
+    ready(probe, base_topic)
+    assert all(poll["outcome"] == "ok" for poll in info(probe, base_topic)["last_poll"].values())
     assert refresh(probe, base_topic)["status"] == "ok"
     assert sim.call_counts()["login"] == 1
     assert store.load() not in (None, "a-token-the-gateway-forgot-long-ago")
@@ -132,7 +134,7 @@ def test_an_api_denied_with_e900_is_named_once_and_every_other_api_keeps_working
 
 # -- 2. fail_ps_key_list ---------------------------------------------------------------------
 
-def test_a_device_named_in_fail_ps_key_list_is_logged_once_and_shown_in_bridge_info(
+def test_a_device_named_in_fail_ps_key_list_is_logged_once_and_shown_in_bridge_devices(
         sim, start, probe, base_topic, caplog):
     caplog.set_level(logging.INFO, logger="sungrow2mqtt")
     start()

@@ -7,7 +7,7 @@ and small callbacks (zigbee2mqtt's controller and extensions):
 - :mod:`.jobs`: what each poll asks the cloud and how the answer lands in the fleet state;
 - :mod:`.poller`: when jobs run (monotonic deadlines), cloud-trouble episodes, pauses;
 - :mod:`.announcer`: Home Assistant discovery configs;
-- :mod:`.publisher`: states, faults, ``bridge/info`` and the status file;
+- :mod:`.publisher`: states, faults, ``bridge/info``, ``bridge/devices`` and the status file;
 - :mod:`.request_api`: ``bridge/request/<name>``: one registry, one dispatcher, one envelope;
 - :mod:`.cloud_requests`: requests that call the cloud, shared when alike and spaced;
 - :mod:`.refresh`: the refresh request's poll and its answer;

@@ -107,15 +107,16 @@ def bridge_requests(fleet: FleetState, poller: Poller, jobs: CloudJobs, publishe
         cloud.join(request, lambda batch: poller.call(jobs.fetch_quota))
 
     def info(request: Request) -> Mapping[str, Any]:
+        publisher.publish_devices()
         publisher.publish_info()
-        return {"published": topics.bridge_info}
+        return {"published": [topics.bridge_info, topics.bridge_devices]}
 
     def history(request: Request) -> None:
         params = request.params
         device = fleet.device(params["ps_key"])
         if device is None:
             raise BadRequest("history", f"unknown ps_key {params['ps_key']!r}; see "
-                                        f"{topics.bridge_info}")
+                                        f"{topics.bridge_devices}")
         calls = len(split_range(params["interval"], params["start"], params["end"]))
         if calls > MAX_HISTORY_CALLS:
             raise BadRequest("history", f"this range takes {calls} API calls; a history "

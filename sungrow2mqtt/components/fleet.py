@@ -158,13 +158,13 @@ class FleetState:
 
     def set_unserved(self, device: Device, since: dt.datetime) -> None:
         """The cloud could not serve the device's values (``fail_ps_key_list``): its last values
-        stay, ``bridge/info`` says so; logged once until it is served again."""
+        stay, ``bridge/devices`` says so; logged once until it is served again."""
         with self._lock:
             first = device.ps_key not in self._unserved
             self._unserved.setdefault(device.ps_key, since)
         if first:
             log.warning("The cloud cannot serve %s now (listed in fail_ps_key_list): keeping its "
-                        "last values; bridge/info shows its cloud_status", device.ps_key)
+                        "last values; bridge/devices shows its cloud_status", device.ps_key)
             self._info_changed()
 
     def set_faults(self, device: Device, faults: List[Fault]) -> None:
@@ -203,8 +203,7 @@ class FleetState:
     @contextmanager
     def info_once(self) -> Iterator[None]:
         """Listeners hear of info changes made inside the block once, at its end: a wave of
-        polls gives one ``bridge/info`` (at 1,000 devices a 160 KB document) and one status-file
-        write, not one per job."""
+        polls gives one ``bridge/info`` and one status-file write, not one per job."""
         with self._lock:
             self._info_holds += 1
         try:

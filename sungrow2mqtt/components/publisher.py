@@ -1,4 +1,5 @@
-"""What the bridge publishes about the fleet: states, faults, ``bridge/info``, the status file.
+"""What the bridge publishes about the fleet: states, faults, ``bridge/info``, ``bridge/devices``,
+the status file.
 
 All retained, so a client that subscribes later (Home Assistant after a restart) gets the latest
 values at once; a device that left the account has its topics cleared.  A state that did not
@@ -18,7 +19,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from sungrow2mqtt import __version__
 from sungrow2mqtt.clock import iso
-from sungrow2mqtt.components.fleet import Fault, FleetListener, FleetState
+from sungrow2mqtt.components.fleet import Fault, FleetListener, FleetSnapshot, FleetState
 from sungrow2mqtt.discovery import Topics
 from sungrow2mqtt.health import write_status
 from sungrow2mqtt.isolarcloud.client import NOT_AUTHORISED_ADVICE
@@ -35,7 +36,8 @@ STATE_QOS = 0
 
 
 class Publisher(FleetListener):
-    """Retained states and faults of each device, and the bridge's own ``bridge/info``."""
+    """Retained states and faults of each device, the bridge's own ``bridge/info`` and the
+    ``bridge/devices`` list."""
 
     def __init__(self, mqtt: MqttConnection, topics: Topics, fleet: FleetState, *,
                  api_calls: Callable[[], int], status_file: Optional[Path] = None,
@@ -49,6 +51,7 @@ class Publisher(FleetListener):
         self._denied_apis = denied_apis
         self._lock = threading.RLock()
         self._published: Dict[str, Mapping[str, Any]] = {}   # ps_key -> state paho accepted
+        self._unserved_shown: Mapping[str, dt.datetime] = {}  # in the last bridge/devices
 
     def start(self) -> None:
         """Nothing to set up: publishing follows the fleet."""
@@ -65,24 +68,15 @@ class Publisher(FleetListener):
                 self._publish_state(ps_key, state, forced=True)
             for ps_key, faults in snapshot.faults.items():
                 self._publish_faults(ps_key, faults)
+            self._publish_devices(snapshot)
             self.publish_info()
 
     def publish_info(self) -> None:
-        """The retained ``bridge/info`` document, and the status file."""
+        """The retained ``bridge/info`` document and the status file; ``bridge/devices`` too
+        when a device's cloud status changed since it was last published."""
         snapshot = self._fleet.snapshot()
-        devices = snapshot.devices.values()
-
-        def cloud_status(device: Device) -> Dict[str, Any]:
-            since = snapshot.unserved.get(device.ps_key)
-            return {"cloud_status": "ok" if since is None else "failed",
-                    "cloud_failed_since": iso(since)}
         info: Dict[str, Any] = {
             "version": __version__,
-            "plants": [{"ps_id": d.ps_id, "name": d.name, "ps_key": d.ps_key, **cloud_status(d)}
-                       for d in devices if d.is_plant],
-            "devices": [{"ps_key": d.ps_key, "ps_id": d.ps_id, "device_type": d.device_type,
-                         "type": d.type_name, "model": d.model, "serial": d.serial,
-                         "name": d.name, **cloud_status(d)} for d in devices if not d.is_plant],
             "last_poll": {k: v.as_dict() for k, v in snapshot.outcomes.items()},
             "quota": dict(snapshot.quota),
             "api_calls_total": self._api_calls(),
@@ -91,10 +85,37 @@ class Publisher(FleetListener):
                             for api, until in sorted(self._denied_apis().items())],
         }
         with self._lock:
+            if snapshot.unserved != self._unserved_shown:
+                self._publish_devices(snapshot)
             self._mqtt.publish(self._topics.bridge_info, info, retain=True)
         if self._status_file is not None:
             self._write_status(self._status_file, info,
                                all(o.ok is not False for o in snapshot.outcomes.values()))
+
+    def publish_devices(self) -> None:
+        """The retained ``bridge/devices`` list (see :meth:`_publish_devices`)."""
+        self._publish_devices(self._fleet.snapshot())
+
+    def _publish_devices(self, snapshot: FleetSnapshot) -> None:
+        """Plants and devices, each with its cloud status.  Its own topic, as zigbee2mqtt's
+        ``bridge/devices``: at 1,000 devices it is 160 KB, and it changes with the device list
+        or a cloud status, not with every poll as ``bridge/info`` does."""
+        def entry(device: Device, fields: Mapping[str, Any]) -> Dict[str, Any]:
+            since = snapshot.unserved.get(device.ps_key)
+            return {**fields, "cloud_status": "ok" if since is None else "failed",
+                    "cloud_failed_since": iso(since)}
+        devices = snapshot.devices.values()
+        listed = {
+            "plants": [entry(d, {"ps_id": d.ps_id, "name": d.name, "ps_key": d.ps_key})
+                       for d in devices if d.is_plant],
+            "devices": [entry(d, {"ps_key": d.ps_key, "ps_id": d.ps_id,
+                                  "device_type": d.device_type, "type": d.type_name,
+                                  "model": d.model, "serial": d.serial, "name": d.name})
+                        for d in devices if not d.is_plant],
+        }
+        with self._lock:
+            self._mqtt.publish(self._topics.bridge_devices, listed, retain=True)
+            self._unserved_shown = snapshot.unserved
 
     def _write_status(self, path: Path, info: Mapping[str, Any], cloud_ok: bool) -> None:
         """Keep the local status file fresh for ``sungrow2mqtt health``."""
@@ -136,13 +157,13 @@ class Publisher(FleetListener):
     # -- fleet events (worker thread) -------------------------------------------------------------
 
     def on_devices(self, devices: Sequence[Device], removed: Sequence[Device]) -> None:
-        """Clear the topics of devices that left; the device list is in ``bridge/info``."""
+        """Clear the topics of devices that left; publish the list in ``bridge/devices``."""
         with self._lock:
             for device in removed:
                 self._published.pop(device.ps_key, None)
                 self._mqtt.publish(self._topics.state(device.ps_key), None, retain=True)
                 self._mqtt.publish(self._topics.faults(device.ps_key), None, retain=True)
-        self.publish_info()
+        self.publish_devices()
 
     def on_values(self, device: Device, state: Mapping[str, Any], new_keys: Sequence[str]
                   ) -> None:

@@ -14,7 +14,7 @@ from component_support import RecordingMqtt
 from sungrow2mqtt import discovery
 from sungrow2mqtt.catalog import load_catalog
 from sungrow2mqtt.components.announcer import Announcer
-from sungrow2mqtt.components.fleet import FleetState
+from sungrow2mqtt.components.fleet import FleetState, PollOutcome
 from sungrow2mqtt.components.publisher import Publisher
 from sungrow2mqtt.config import HomeAssistantConfig
 from sungrow2mqtt.discovery import Topics
@@ -83,10 +83,28 @@ def test_an_entity_is_announced_once_with_its_first_value(wired, tmp_path):
     assert sent.count(SOC_CONFIG) == 1
     assert mqtt.on("solar/5012345_14_1_1")[-1] == {"battery_soc": 56, "last_update": "t2"}
     assert SOC_CONFIG in announcer.announced()
-    info = mqtt.on("solar/bridge/info")[-1]
-    assert info["devices"][0]["ps_key"] == ESS.ps_key and info["api_calls_total"] == 7
+    fleet.heartbeat()                            # as a poll would: bridge/info, status file
+    assert mqtt.on("solar/bridge/info")[-1]["api_calls_total"] == 7
+    assert mqtt.on("solar/bridge/devices")[-1]["devices"][0]["ps_key"] == ESS.ps_key
     status = json.loads((tmp_path / "status.json").read_text())
     assert status["mqtt_connected"] is True
+
+
+def test_bridge_devices_goes_out_with_the_device_list_not_with_every_poll(wired):
+    """bridge/info follows every poll; the device list (160 KB at 1,000 devices) only the list
+    and the devices' cloud status."""
+    mqtt, fleet, _, _ = wired
+    assert [d["ps_key"] for d in mqtt.on("solar/bridge/devices")[-1]["devices"]] == [ESS.ps_key]
+    assert [p["ps_key"] for p in mqtt.on("solar/bridge/devices")[-1]["plants"]] == [PLANT.ps_key]
+    infos, lists = len(mqtt.on("solar/bridge/info")), len(mqtt.on("solar/bridge/devices"))
+    for _ in range(3):
+        fleet.record_outcome("realtime", PollOutcome(ok=True))
+        fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
+    assert len(mqtt.on("solar/bridge/info")) == infos + 3
+    assert len(mqtt.on("solar/bridge/devices")) == lists
+    assert "devices" not in mqtt.on("solar/bridge/info")[-1]
+    fleet.set_devices({PLANT.ps_key: PLANT})
+    assert mqtt.on("solar/bridge/devices")[-1]["devices"] == []
 
 
 def test_a_device_that_leaves_has_its_configs_and_topics_cleared(wired):
@@ -199,31 +217,35 @@ def test_an_unchanged_state_is_not_published_again_but_a_republish_sends_it(wire
 def test_bridge_info_names_denied_apis_with_their_time_and_advice(wire):
     until = dt.datetime(2026, 6, 17, 12, 0, tzinfo=dt.timezone.utc)
     mqtt, fleet, _, _ = wire({"getFaultAlarmInfo": until})
+    fleet.heartbeat()
     info = mqtt.on("solar/bridge/info")[-1]
     assert info["denied_apis"] == [{
         "api": "getFaultAlarmInfo", "until": "2026-06-17T12:00:00+00:00",
         "advice": "enable it for your application on the developer portal"}]
-    assert wire()[0].on("solar/bridge/info")[-1]["denied_apis"] == []
+    mqtt, fleet, _, _ = wire()
+    fleet.heartbeat()
+    assert mqtt.on("solar/bridge/info")[-1]["denied_apis"] == []
 
 
-def test_a_device_the_cloud_cannot_serve_is_named_in_bridge_info_and_logged_once(wired, caplog):
+def test_a_device_the_cloud_cannot_serve_is_named_in_bridge_devices_and_logged_once(wired,
+                                                                                   caplog):
     mqtt, fleet, _, _ = wired
     caplog.set_level(logging.INFO, logger="sungrow2mqtt")
     fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
     since = dt.datetime(2026, 6, 17, 11, 0, tzinfo=dt.timezone.utc)
     for minutes in range(3):                       # three polls list it in fail_ps_key_list
         fleet.set_unserved(ESS, since + dt.timedelta(minutes=minutes))
-    info = mqtt.on("solar/bridge/info")[-1]
-    assert (info["devices"][0]["cloud_status"], info["devices"][0]["cloud_failed_since"]) == (
-        "failed", "2026-06-17T11:00:00+00:00")
-    assert info["plants"][0]["cloud_status"] == "ok"
+    listed = mqtt.on("solar/bridge/devices")[-1]
+    assert (listed["devices"][0]["cloud_status"], listed["devices"][0]["cloud_failed_since"]) \
+        == ("failed", "2026-06-17T11:00:00+00:00")
+    assert listed["plants"][0]["cloud_status"] == "ok"
     assert mqtt.on("solar/5012345_14_1_1")[-1]["battery_soc"] == 55   # last values kept
     lines = [r for r in caplog.records if ESS.ps_key in r.getMessage()]
     assert len(lines) == 1 and "fail_ps_key_list" in lines[0].getMessage()
     fleet.update_values(ESS, {"battery_soc": 56, "last_update": "t2"})
-    info = mqtt.on("solar/bridge/info")[-1]
-    assert (info["devices"][0]["cloud_status"], info["devices"][0]["cloud_failed_since"]) == (
-        "ok", None)
+    listed = mqtt.on("solar/bridge/devices")[-1]
+    assert (listed["devices"][0]["cloud_status"], listed["devices"][0]["cloud_failed_since"]) \
+        == ("ok", None)
     assert "serves 5012345_14_1_1 again" in caplog.records[-1].getMessage()
     fleet.set_unserved(ESS, since + dt.timedelta(hours=1))          # a new episode: a new line
     assert len([r for r in caplog.records if "fail_ps_key_list" in r.getMessage()]) == 2

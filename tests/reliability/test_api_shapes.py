@@ -167,7 +167,8 @@ def _assert_well_formed(probe: MqttProbe, base: str, prefix: str) -> None:
             continue
         rest = topic[len(base) + 1:]
         if rest.startswith("bridge/"):
-            if rest in ("bridge/info", "bridge/sync") or rest.startswith("bridge/response/"):
+            if rest in ("bridge/info", "bridge/devices", "bridge/sync") \
+                    or rest.startswith("bridge/response/"):
                 assert isinstance(json.loads(payload), dict), topic
             continue
         parts = rest.split("/")
@@ -206,16 +207,18 @@ def test_unexpected_api_shapes_neither_crash_nor_publish_garbage(
             except Exception as exc:   # the worker's first poll has no safety net
                 raise AssertionError(f"a cycle raised {type(exc).__name__}: {exc}; the worker "
                                      "thread would die on this answer") from exc
+        driven.service.publisher.publish_devices()
         driven.service.publisher.publish_info()
         driven.flush()
         probe.wait_topic(f"{base_topic}/bridge/info")
+        probe.wait_topic(f"{base_topic}/bridge/devices")
         assert fake_api.calls.get("getFaultAlarmInfo", 0) >= 1 or not driven.fleet.devices()
         for topic, payload, _ in probe.history:
             if payload and not topic.endswith("/bridge/state"):
                 _strict_json(payload)
         _assert_well_formed(probe, base_topic, prefix)
-        info = json.loads(probe.messages[f"{base_topic}/bridge/info"])
-        assert isinstance(info["plants"], list) and isinstance(info["devices"], list)
+        listed = json.loads(probe.messages[f"{base_topic}/bridge/devices"])
+        assert isinstance(listed["plants"], list) and isinstance(listed["devices"], list)
         assert not unhandled(caplog), ("the answer reached a last-resort exception handler "
                                        "instead of being skipped or understood:\n"
                                        + describe(unhandled(caplog)))
@@ -239,8 +242,8 @@ def test_numbers_as_strings_and_chinese_names_are_understood(
         assert state["last_update"] == "2026-11-25T12:00:00+08:00"
         faults = json.loads(probe.wait_topic(f"{base_topic}/5001_14_1_1/faults"))
         assert faults["problem"] == "ON" and faults["faults"][0]["name"] == "电池告警"
-        info = json.loads(probe.wait_topic(f"{base_topic}/bridge/info"))
-        assert info["plants"][0]["name"] == "阳光电站一号"
+        listed = json.loads(probe.wait_topic(f"{base_topic}/bridge/devices"))
+        assert listed["plants"][0]["name"] == "阳光电站一号"
     finally:
         driven.stop()
         probe.close()

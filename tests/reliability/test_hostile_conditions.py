@@ -26,8 +26,9 @@ __all__ = ["probe", "shared_broker", "sim", "start_driven", "start_worker"]   # 
 REPLACEMENT = "\ufffd"
 
 
-def _names(info: Dict[str, Any]) -> list:
-    return [p["name"] for p in info["plants"]]
+def _names(listed: Dict[str, Any]) -> list:
+    """The plant names in bridge/devices."""
+    return [p["name"] for p in listed["plants"]]
 
 
 # -- finding 1: one broken character stops the bridge ----------------------------------------
@@ -37,9 +38,9 @@ def test_a_lone_surrogate_at_start_is_published_replaced_and_polling_goes_on(
     caplog.set_level(logging.INFO, logger="sungrow2mqtt")
     sim.fail_next(2, "surrogate")         # the plant list and the device list of the start
     worker = start_worker(config_dict(sim, shared_broker.port, base_topic, tmp_path))
-    info = ready(probe, base_topic)   # states and faults of the first cycle are out
-    assert any(name.endswith(REPLACEMENT) for name in _names(info)), _names(info)
-    plant = info["plants"][0]["ps_key"]
+    listed = ready(probe, base_topic)   # states and faults of the first cycle are out
+    assert any(name.endswith(REPLACEMENT) for name in _names(listed)), _names(listed)
+    plant = listed["plants"][0]["ps_key"]
     config = probe.json(f"{base_topic}_ha/binary_sensor/sungrow2mqtt_{plant}/problem/config")
     assert config["device"]["name"].endswith(REPLACEMENT)
     assert sim.call_counts()["getPowerStationList"] == 1, "device discovery was re-run"
@@ -55,7 +56,7 @@ def test_a_lone_surrogate_mid_run_fails_nothing(sim, shared_broker, base_topic, 
     sim.fail_next(2, "surrogate")
     driven.cycle(devices=True)        # raised UnicodeEncodeError out of the job before
     assert driven.outcome("devices") == "ok" and driven.outcome("realtime") == "ok"
-    probe.wait_topic(f"{base_topic}/bridge/info", check=lambda d: any(
+    probe.wait_topic(f"{base_topic}/bridge/devices", check=lambda d: any(
         n.endswith(REPLACEMENT) for n in _names(json.loads(d))))
     assert not unhandled(caplog), describe(unhandled(caplog))
 
@@ -138,8 +139,8 @@ def test_a_flood_of_requests_shares_spaced_cloud_calls(sim, shared_broker, base_
                                                        probe, start_worker):
     start_worker(config_dict(sim, shared_broker.port, base_topic, tmp_path,
                                 polling={"min_refresh_spacing": 2}))
-    info = ready(probe, base_topic)
-    plant = info["plants"][0]
+    listed = ready(probe, base_topic)
+    plant = listed["plants"][0]
     day = plant_now(sim, plant["ps_id"]).date().isoformat()
     history = {"ps_key": plant["ps_key"], "points": [83022], "interval": "day",
                "start": day, "end": day}
@@ -160,8 +161,8 @@ def test_requests_cannot_spend_the_quota_polling_needs(shared_broker, base_topic
                                                       probe, start_worker):
     with fast_simulator(hourly_quota=50) as cloud:       # requests may spend 10 calls an hour
         worker = start_worker(config_dict(cloud, shared_broker.port, base_topic, tmp_path))
-        info = ready(probe, base_topic)
-        plant = info["plants"][0]
+        listed = ready(probe, base_topic)
+        plant = listed["plants"][0]
         today = plant_now(cloud, plant["ps_id"]).date()
         asks = [("history", {"ps_key": plant["ps_key"], "points": [83022],
                              "interval": "day", "start": str(day), "end": str(day)})
@@ -178,8 +179,8 @@ def test_requests_cannot_spend_the_quota_polling_needs(shared_broker, base_topic
 def test_a_history_request_has_a_cost_cap_and_says_what_it_cost(sim, shared_broker, base_topic,
                                                                  tmp_path, probe, start_worker):
     start_worker(config_dict(sim, shared_broker.port, base_topic, tmp_path))
-    info = ready(probe, base_topic)
-    plant = info["plants"][0]
+    listed = ready(probe, base_topic)
+    plant = listed["plants"][0]
     today = plant_now(sim, plant["ps_id"]).date()
     minutes = {"ps_key": plant["ps_key"], "points": [83022], "interval": "minute"}
     calls = sim.call_counts().get("getDevicePointMinuteDataList", 0)

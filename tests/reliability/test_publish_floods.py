@@ -49,8 +49,8 @@ def test_a_flood_of_ha_birth_messages_is_coalesced(unqueued_broker, tmp_path, ba
         probe = MqttProbe(broker.port, f"{base_topic}/#", f"{base_topic}_ha/#")
         running = Running(config, tmp_path)
         try:
-            info = ready(probe, base_topic)
-            plant_state = f"{base_topic}/{info['plants'][0]['ps_key']}"
+            listed = ready(probe, base_topic)
+            plant_state = f"{base_topic}/{listed['plants'][0]['ps_key']}"
             mark = len(probe.history)
             caplog.clear()
 
@@ -82,8 +82,8 @@ def test_a_3000_device_account_loses_no_publish(unqueued_broker, tmp_path, base_
         probe = MqttProbe(broker.port, f"{base_topic}/#", f"{prefix}/#")
         running = Running(config, tmp_path)
         try:
-            info = ready(probe, base_topic, timeout=180)   # a busy machine, 60,000 messages
-            assert len(info["devices"]) == 3000
+            listed = ready(probe, base_topic, timeout=180)   # a busy machine, 60,000 messages
+            assert len(listed["devices"]) == 3000
             values = running.service.fleet.snapshot().values
             states = {f"{base_topic}/{ps_key}" for ps_key in values}
             probe.wait_for(lambda p: all(t in p.messages for t in states), 120,

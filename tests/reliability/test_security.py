@@ -264,8 +264,8 @@ def running_bridge(sim, shared_broker, base_topic, tmp_path) -> Iterator[Tuple[R
 
 def test_requests_cannot_name_urls_paths_or_endpoints(sim, running_bridge, base_topic):
     bridge, probe = running_bridge
-    info = ready(probe, base_topic)
-    plant = info["plants"][0]["ps_key"]
+    listed = ready(probe, base_topic)
+    plant = listed["plants"][0]["ps_key"]
     sim.reset_counts()
     abuse: List[Tuple[str, Dict[str, Any]]] = [
         ("refresh", {"url": "http://attacker.invalid/openapi/login"}),
@@ -312,8 +312,8 @@ HISTORY_CALLS = ("getDevicePointMinuteDataList", "getDevicePointsDayMonthYearDat
 
 def test_history_window_limits_are_enforced_before_calling(sim, running_bridge, base_topic):
     bridge, probe = running_bridge
-    info = ready(probe, base_topic)
-    plant = info["plants"][0]["ps_key"]
+    listed = ready(probe, base_topic)
+    plant = listed["plants"][0]["ps_key"]
     # a range is split into the document's windows (3 h, 100 days, 24 months, 5 years), at most
     # 8 of them: one request costs at most 8 calls
     too_big = [
