@@ -61,7 +61,8 @@ class Publisher(FleetListener):
         self.publish_info()
 
     def republish(self) -> None:
-        """States, faults and info again (after a reconnect or Home Assistant's birth)."""
+        """States, faults, devices and info again (after a reconnect or Home Assistant's
+        birth)."""
         with self._lock:                  # states the worker sends meanwhile are in the snapshot
             snapshot = self._fleet.snapshot()
             for ps_key, state in snapshot.values.items():
@@ -74,17 +75,18 @@ class Publisher(FleetListener):
     def publish_info(self) -> None:
         """The retained ``bridge/info`` document and the status file; ``bridge/devices`` too
         when a device's cloud status changed since it was last published."""
-        snapshot = self._fleet.snapshot()
-        info: Dict[str, Any] = {
-            "version": __version__,
-            "last_poll": {k: v.as_dict() for k, v in snapshot.outcomes.items()},
-            "quota": dict(snapshot.quota),
-            "api_calls_total": self._api_calls(),
-            "rate_limited_until": iso(snapshot.paused_until),
-            "denied_apis": [{"api": api, "until": iso(until), "advice": NOT_AUTHORISED_ADVICE}
-                            for api, until in sorted(self._denied_apis().items())],
-        }
-        with self._lock:
+        with self._lock:          # snapshot and publish in one go: an older one never overtakes
+            snapshot = self._fleet.snapshot()
+            info: Dict[str, Any] = {
+                "version": __version__,
+                "last_poll": {k: v.as_dict() for k, v in snapshot.outcomes.items()},
+                "quota": dict(snapshot.quota),
+                "api_calls_total": self._api_calls(),
+                "rate_limited_until": iso(snapshot.paused_until),
+                "denied_apis": [{"api": api, "until": iso(until),
+                                 "advice": NOT_AUTHORISED_ADVICE}
+                                for api, until in sorted(self._denied_apis().items())],
+            }
             if snapshot.unserved != self._unserved_shown:
                 self._publish_devices(snapshot)
             self._mqtt.publish(self._topics.bridge_info, info, retain=True)
@@ -94,12 +96,13 @@ class Publisher(FleetListener):
 
     def publish_devices(self) -> None:
         """The retained ``bridge/devices`` list (see :meth:`_publish_devices`)."""
-        self._publish_devices(self._fleet.snapshot())
+        with self._lock:
+            self._publish_devices(self._fleet.snapshot())
 
     def _publish_devices(self, snapshot: FleetSnapshot) -> None:
-        """Plants and devices, each with its cloud status.  Its own topic, as zigbee2mqtt's
-        ``bridge/devices``: at 1,000 devices it is 160 KB, and it changes with the device list
-        or a cloud status, not with every poll as ``bridge/info`` does."""
+        """Plants and devices, each with its cloud status (under the lock).  Its own topic, as
+        zigbee2mqtt's ``bridge/devices``: at 1,000 devices it is 160 KB, and it changes with the
+        device list or a cloud status, not with every poll as ``bridge/info`` does."""
         def entry(device: Device, fields: Mapping[str, Any]) -> Dict[str, Any]:
             since = snapshot.unserved.get(device.ps_key)
             return {**fields, "cloud_status": "ok" if since is None else "failed",
@@ -113,9 +116,8 @@ class Publisher(FleetListener):
                                   "model": d.model, "serial": d.serial, "name": d.name})
                         for d in devices if not d.is_plant],
         }
-        with self._lock:
-            self._mqtt.publish(self._topics.bridge_devices, listed, retain=True)
-            self._unserved_shown = snapshot.unserved
+        self._mqtt.publish(self._topics.bridge_devices, listed, retain=True)
+        self._unserved_shown = snapshot.unserved
 
     def _write_status(self, path: Path, info: Mapping[str, Any], cloud_ok: bool) -> None:
         """Keep the local status file fresh for ``sungrow2mqtt health``."""
