@@ -69,7 +69,8 @@ class Publisher(FleetListener):
                 self._publish_state(ps_key, state, forced=True)
             for ps_key, faults in snapshot.faults.items():
                 self._publish_faults(ps_key, faults)
-            self._publish_devices(snapshot)
+            if snapshot.devices:    # before the first device poll it would announce an empty
+                self._publish_devices(snapshot)     # list over the last one the broker kept
             self.publish_info()
 
     def publish_info(self) -> None:

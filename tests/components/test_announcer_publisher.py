@@ -107,6 +107,20 @@ def test_bridge_devices_goes_out_with_the_device_list_not_with_every_poll(wired)
     assert mqtt.on("solar/bridge/devices")[-1]["devices"] == []
 
 
+def test_a_republish_before_the_first_device_list_leaves_bridge_devices_alone(tmp_path):
+    """The broker keeps the last run's list; an empty one would replace it until the device
+    poll came back."""
+    mqtt, fleet = RecordingMqtt(), FleetState()
+    publisher = Publisher(mqtt, TOPICS, fleet, api_calls=lambda: 0)   # type: ignore[arg-type]
+    fleet.listen(publisher)
+    publisher.republish()
+    assert mqtt.on("solar/bridge/info") and not mqtt.on("solar/bridge/devices")
+    fleet.set_devices({PLANT.ps_key: PLANT})
+    publisher.republish()
+    assert [p["ps_key"] for p in mqtt.on("solar/bridge/devices")[-1]["plants"]] == [PLANT.ps_key]
+    assert len(mqtt.on("solar/bridge/devices")) == 2       # the device poll's, the republish's
+
+
 def test_a_device_that_leaves_has_its_configs_and_topics_cleared(wired):
     mqtt, fleet, announcer, _ = wired
     fleet.update_values(ESS, {"battery_soc": 55, "last_update": "t1"})
