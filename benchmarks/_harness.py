@@ -481,13 +481,13 @@ class Recorder:
 
 
 def wait_first_cycle(recorder: Recorder, base: str, after: float = 0.0,
-                     timeout: float = 60.0) -> Dict[str, Any]:
-    """Wait until bridge/info says the first faults poll went well; returns that info."""
+                     timeout: float = 60.0) -> None:
+    """Wait until bridge/info says the first faults poll went well."""
     topic = f"{base}/bridge/info"
 
     def done(payload: bytes) -> bool:
         return bool(json.loads(payload)["last_poll"]["faults"]["outcome"] == "ok")
-    return dict(json.loads(recorder.first(topic, after, timeout, done)[1]))
+    recorder.first(topic, after, timeout, done)
 
 
 # -- process figures and statistics ---------------------------------------------------------------

@@ -58,7 +58,7 @@ def measure(recorder: Recorder, sim: SimulatorProcess, base: str, samples: int
             ) -> Dict[str, List[float]]:
     """Wait for the bridge's first cycle (a refresh before it would measure startup), sample."""
     wait_first_cycle(recorder, base)
-    listed = json.loads(recorder.first(f"{base}/bridge/devices", 0.0)[1])
+    listed = json.loads(recorder.between(f"{base}/bridge/devices", 0.0, time.monotonic())[-1])
     plant_key = listed["plants"][0]["ps_key"]
     return refresh_samples(recorder, sim, base, plant_key, samples)
 
