@@ -52,7 +52,12 @@ def test_unknown_ps_keys_come_back_in_fail_ps_key_list(simulator):
 
 
 def test_a_refresh_goes_out_in_parallel_and_never_meets_429():
-    with SimulatorServer(fleet=Fleet.synthetic(300, seed=5), latency=0.2,
+    """Nine calls on eight connections: the fault query and seven realtime chunks overlap.
+
+    The latency is what makes them overlap on the server, so it is kept well above the time a
+    loaded CI machine may take to start the pool's threads (0.2 s once fell short there: 7).
+    """
+    with SimulatorServer(fleet=Fleet.synthetic(300, seed=5), latency=1.0,
                          start_time=SIM_START) as server:
         client = make_client(server, timeout=30)
         keys = [d["ps_key"] for d in client.get_device_list_by_user()]
