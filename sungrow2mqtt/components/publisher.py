@@ -12,6 +12,7 @@ one full disk must not blind ``health`` for good.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import threading
 from pathlib import Path
@@ -52,6 +53,7 @@ class Publisher(FleetListener):
         self._lock = threading.RLock()
         self._published: Dict[str, Mapping[str, Any]] = {}   # ps_key -> state paho accepted
         self._unserved_shown: Mapping[str, dt.datetime] = {}  # in the last bridge/devices
+        self._devices_digest = b""                              # of the last bridge/devices
 
     def start(self) -> None:
         """Nothing to set up: publishing follows the fleet."""
@@ -70,7 +72,7 @@ class Publisher(FleetListener):
             for ps_key, faults in snapshot.faults.items():
                 self._publish_faults(ps_key, faults)
             if snapshot.devices:    # before the first device poll it would announce an empty
-                self._publish_devices(snapshot)     # list over the last one the broker kept
+                self._publish_devices(snapshot, forced=True)   # list over the one kept
             self.publish_info()
 
     def publish_info(self) -> None:
@@ -95,15 +97,16 @@ class Publisher(FleetListener):
             self._write_status(self._status_file, info,
                                all(o.ok is not False for o in snapshot.outcomes.values()))
 
-    def publish_devices(self) -> None:
+    def publish_devices(self, forced: bool = True) -> None:
         """The retained ``bridge/devices`` list (see :meth:`_publish_devices`)."""
         with self._lock:
-            self._publish_devices(self._fleet.snapshot())
+            self._publish_devices(self._fleet.snapshot(), forced)
 
-    def _publish_devices(self, snapshot: FleetSnapshot) -> None:
+    def _publish_devices(self, snapshot: FleetSnapshot, forced: bool = False) -> None:
         """Plants and devices, each with its cloud status (under the lock).  Its own topic, as
         zigbee2mqtt's ``bridge/devices``: at 1,000 devices it is 160 KB, and it changes with the
-        device list or a cloud status, not with every poll as ``bridge/info`` does."""
+        device list or a cloud status, not with every poll as ``bridge/info`` does, nor with a
+        device poll that found the same list (unless ``forced``: a republish, a request)."""
         def entry(device: Device, fields: Mapping[str, Any]) -> Dict[str, Any]:
             since = snapshot.unserved.get(device.ps_key)
             return {**fields, "cloud_status": "ok" if since is None else "failed",
@@ -117,8 +120,13 @@ class Publisher(FleetListener):
                                   "model": d.model, "serial": d.serial, "name": d.name})
                         for d in devices if not d.is_plant],
         }
-        self._mqtt.publish(self._topics.bridge_devices, listed, retain=True)
+        payload = encode(listed)
+        digest = hashlib.blake2b(payload, digest_size=16).digest()
         self._unserved_shown = snapshot.unserved
+        if not forced and digest == self._devices_digest:
+            return
+        published = self._mqtt.publish(self._topics.bridge_devices, payload, retain=True)
+        self._devices_digest = digest if published else b""   # not sent: the next one goes
 
     def _write_status(self, path: Path, info: Mapping[str, Any], cloud_ok: bool) -> None:
         """Keep the local status file fresh for ``sungrow2mqtt health``."""
@@ -166,7 +174,7 @@ class Publisher(FleetListener):
                 self._published.pop(device.ps_key, None)
                 self._mqtt.publish(self._topics.state(device.ps_key), None, retain=True)
                 self._mqtt.publish(self._topics.faults(device.ps_key), None, retain=True)
-        self.publish_devices()
+        self.publish_devices(forced=False)
 
     def on_values(self, device: Device, state: Mapping[str, Any], new_keys: Sequence[str]
                   ) -> None:

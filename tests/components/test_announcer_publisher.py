@@ -103,8 +103,11 @@ def test_bridge_devices_goes_out_with_the_device_list_not_with_every_poll(wired)
     assert len(mqtt.on("solar/bridge/info")) == infos + 3
     assert len(mqtt.on("solar/bridge/devices")) == lists
     assert "devices" not in mqtt.on("solar/bridge/info")[-1]
+    fleet.set_devices({PLANT.ps_key: PLANT, ESS.ps_key: ESS})   # an hourly device poll: same
+    assert len(mqtt.on("solar/bridge/devices")) == lists
     fleet.set_devices({PLANT.ps_key: PLANT})
     assert mqtt.on("solar/bridge/devices")[-1]["devices"] == []
+    assert len(mqtt.on("solar/bridge/devices")) == lists + 1
 
 
 def test_a_republish_before_the_first_device_list_leaves_bridge_devices_alone(tmp_path):
