@@ -20,6 +20,7 @@ from reliability_support import (
     Driven, describe, fast_simulator, probe, records, run_cli, shared_broker, sim, start_driven,
     start_worker, traceback_free, unhandled, write_yaml,
 )
+from sungrow2mqtt.components.request_api import MAX_QUEUED_REQUESTS
 
 __all__ = ["probe", "shared_broker", "sim", "start_driven", "start_worker"]   # fixtures
 
@@ -145,13 +146,15 @@ def test_a_flood_of_requests_shares_spaced_cloud_calls(sim, shared_broker, base_
     history = {"ps_key": plant["ps_key"], "points": [83022], "interval": "day",
                "start": day, "end": day}
     before = sim.call_counts()
+    # as many at once as the queue holds (6 of each kind): beyond that a flood is refused by
+    # design (test_request_api), and how fast the worker drains the queue is the machine's
     asks = [(name, history if name == "history" else {})
-            for _ in range(10) for name in ("quota", "faults", "history")]
+            for _ in range(MAX_QUEUED_REQUESTS // 3) for name in ("quota", "faults", "history")]
     answers = _ask_many(probe, base_topic, asks)
     assert all(a["status"] == "ok" for a in answers), [a for a in answers
                                                        if a["status"] != "ok"][:3]
     calls = {k: v - before.get(k, 0) for k, v in sim.call_counts().items()}
-    # 30 requests, three kinds: each kind's requests share a call, twice at most
+    # 18 requests, three kinds: each kind's requests share a call, twice at most
     for service in ("getOpenApiCallInfo", "getFaultAlarmInfo",
                     "getDevicePointsDayMonthYearDataList"):
         assert 1 <= calls.get(service, 0) <= 2, calls
