@@ -11,7 +11,7 @@ from conftest import free_port
 from mqtt_probe import MqttProbe
 from reliability_support import unqueued_broker
 from sungrow2mqtt.config import MqttConfig, TlsConfig
-from sungrow2mqtt.mqtt import MqttConnection
+from sungrow2mqtt.mqtt import MessageHandler, MqttConnection
 
 __all__ = ["unqueued_broker"]   # fixture, used by name below
 NO_TLS = TlsConfig(False, None, None, None, False)
@@ -20,6 +20,16 @@ NO_TLS = TlsConfig(False, None, None, None, False)
 def connection(port: int, base: str, **limits: float) -> MqttConnection:
     config = MqttConfig("127.0.0.1", port, None, None, "s2m-" + base[-8:], base, 60, NO_TLS)
     return MqttConnection(config, f"{base}/bridge/state", **limits)  # type: ignore[arg-type]
+
+
+def subscribe_in_effect(mqtt: MqttConnection, topic: str, handler: MessageHandler) -> None:
+    """Subscribe and wait until the broker has the subscription: ``subscribe`` returns before
+    it does, and a message published meanwhile would not reach ``handler`` (a loaded machine
+    once took longer than the test's probe took to connect and publish)."""
+    mqtt.subscribe(topic, handler)
+    subscribed = threading.Event()
+    mqtt.after_delivered(subscribed.set)
+    assert subscribed.wait(10), f"no subscription to {topic}"
 
 
 @pytest.fixture
@@ -57,7 +67,7 @@ def test_pahos_own_thread_never_waits_a_refusal_is_counted_and_logged(
     def handler(topic: str, payload: bytes, retained: bool) -> None:   # paho's thread
         results.extend(connected.publish(f"{base_topic}/answer/{i}", "a") for i in range(200))
         answered.set()
-    connected.subscribe(f"{base_topic}/ask", handler)
+    subscribe_in_effect(connected, f"{base_topic}/ask", handler)
     probe = MqttProbe(unqueued_broker.port, f"{base_topic}/answer/#")
     try:
         probe.publish(f"{base_topic}/ask", "go")
@@ -86,7 +96,7 @@ def test_a_qos_0_publish_takes_no_room_among_unacknowledged_ones(
         results["qos0"] = [connected.publish(f"{base_topic}/q0/{i}", "s", qos=0)
                            for i in range(50)]
         answered.set()
-    connected.subscribe(f"{base_topic}/ask", handler)
+    subscribe_in_effect(connected, f"{base_topic}/ask", handler)
     probe = MqttProbe(unqueued_broker.port, f"{base_topic}/q0/#")
     try:
         probe.publish(f"{base_topic}/ask", "go")
