@@ -91,7 +91,7 @@ class Publisher(FleetListener):
                                 for api, until in sorted(self._denied_apis().items())],
             }
             if snapshot.unserved != self._unserved_shown:
-                self._publish_devices(snapshot)
+                self._publish_devices(snapshot, forced=False)
             self._mqtt.publish(self._topics.bridge_info, info, retain=True)
         if self._status_file is not None:
             self._write_status(self._status_file, info,
@@ -102,7 +102,7 @@ class Publisher(FleetListener):
         with self._lock:
             self._publish_devices(self._fleet.snapshot(), forced)
 
-    def _publish_devices(self, snapshot: FleetSnapshot, forced: bool = False) -> None:
+    def _publish_devices(self, snapshot: FleetSnapshot, forced: bool) -> None:
         """Plants and devices, each with its cloud status (under the lock).  Its own topic, as
         zigbee2mqtt's ``bridge/devices``: at 1,000 devices it is 160 KB, and it changes with the
         device list or a cloud status, not with every poll as ``bridge/info`` does, nor with a
@@ -122,11 +122,12 @@ class Publisher(FleetListener):
         }
         payload = encode(listed)
         digest = hashlib.blake2b(payload, digest_size=16).digest()
+        if forced or digest != self._devices_digest:
+            if not self._mqtt.publish(self._topics.bridge_devices, payload, retain=True):
+                self._devices_digest = b""    # not sent: the next bridge/info tries again
+                return
+            self._devices_digest = digest
         self._unserved_shown = snapshot.unserved
-        if not forced and digest == self._devices_digest:
-            return
-        published = self._mqtt.publish(self._topics.bridge_devices, payload, retain=True)
-        self._devices_digest = digest if published else b""   # not sent: the next one goes
 
     def _write_status(self, path: Path, info: Mapping[str, Any], cloud_ok: bool) -> None:
         """Keep the local status file fresh for ``sungrow2mqtt health``."""

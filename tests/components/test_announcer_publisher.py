@@ -110,6 +110,27 @@ def test_bridge_devices_goes_out_with_the_device_list_not_with_every_poll(wired)
     assert len(mqtt.on("solar/bridge/devices")) == lists + 1
 
 
+def test_a_bridge_devices_paho_refused_goes_out_with_the_next_bridge_info(tmp_path):
+    """A cloud status that changed while the list could not be sent is not left unsent until
+    the next device poll: the next bridge/info (every wave) tries the list again."""
+    refused = {"solar/bridge/devices"}
+
+    class Refusing(RecordingMqtt):
+        def publish(self, topic: str, payload: Any, **kwargs: Any) -> bool:
+            if topic in refused:
+                return False
+            return super().publish(topic, payload, **kwargs)
+    mqtt, fleet = Refusing(), FleetState()
+    publisher = Publisher(mqtt, TOPICS, fleet, api_calls=lambda: 0)   # type: ignore[arg-type]
+    fleet.listen(publisher)
+    fleet.set_devices({PLANT.ps_key: PLANT, ESS.ps_key: ESS})
+    fleet.set_unserved(ESS, dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc))
+    assert not mqtt.on("solar/bridge/devices")
+    refused.clear()
+    fleet.record_outcome("realtime", PollOutcome(ok=True))
+    assert mqtt.on("solar/bridge/devices")[-1]["devices"][0]["cloud_status"] == "failed"
+
+
 def test_a_republish_before_the_first_device_list_leaves_bridge_devices_alone(tmp_path):
     """The broker keeps the last run's list; an empty one would replace it until the device
     poll came back."""
