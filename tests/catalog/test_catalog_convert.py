@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import random
+from decimal import Decimal
 
 import pytest
 
@@ -67,6 +69,42 @@ def test_float_noise_is_removed() -> None:
     assert plain(scale=0.1).convert("3") == 0.3
     assert plain(scale=0.001).convert("1234567890123") == 1234567890.123
     assert plain(scale=100).convert("0.07") == 7
+    assert plain(scale=3).convert("0.1") == 0.3          # not a power of ten: rounded
+    assert plain(scale=0.001).convert("190.97000000000003") == 0.19097    # long text: rounded
+
+
+def decimal_texts(count: int) -> list[str]:
+    """Decimal texts as the API sends them, of up to 15 characters, signs and zeros included."""
+    draw = random.Random(20261201)
+    texts = ["0", "-0", "0.0", "1", "-1", "5000.0", "0.001", "999999999999999", "-99999999999999",
+             "0.000000000001", ".5", "5."]
+    while len(texts) < count:
+        digits = "".join(draw.choice("0123456789") for _ in range(draw.randint(1, 13)))
+        point = draw.randint(0, len(digits))
+        text = digits[:point] + "." + digits[point:] if draw.random() < 0.7 else digits
+        texts.append("-" + text if draw.random() < 0.3 else text)
+    return texts
+
+
+@pytest.mark.parametrize("scale", [0.001, 0.01, 0.1, 1, 10, 100, 1000])
+def test_a_decimal_text_becomes_the_nearest_number_to_its_scaled_value(scale: float) -> None:
+    """The decimal times the scale, computed exactly, then to the nearest double; whole
+    numbers as int (JSON 5000, not 5000.0)."""
+    spec = plain(scale=scale)
+    for text in decimal_texts(3000):
+        exact = float(Decimal(text) * Decimal(repr(scale)))
+        expected = int(exact) if exact.is_integer() else exact
+        value = spec.convert(text)
+        assert value == expected and type(value) is type(expected), (text, scale, value)
+
+
+def test_texts_off_the_short_path_are_still_read() -> None:
+    assert plain(scale=0.001).convert("1.5e3") == 1.5
+    assert plain(scale=0.001).convert(" 2500 ") == 2.5
+    assert plain(scale=1).convert("1e5") == 100000
+    assert plain(scale=1e300).convert("1e10") is None           # overflows: no reading
+    assert plain(scale=1e300).convert("999999999") is None
+    assert plain(scale=-1).convert("5") == -5
 
 
 def test_enum_labels(catalog: Catalog) -> None:
