@@ -110,7 +110,7 @@ def test_bridge_devices_goes_out_with_the_device_list_not_with_every_poll(wired)
     assert len(mqtt.on("solar/bridge/devices")) == lists + 1
 
 
-def test_a_bridge_devices_paho_refused_goes_out_with_the_next_bridge_info(tmp_path):
+def test_a_bridge_devices_paho_refused_goes_out_with_the_next_bridge_info():
     """A cloud status that changed while the list could not be sent is not left unsent until
     the next device poll: the next bridge/info (every wave) tries the list again."""
     refused = {"solar/bridge/devices"}
@@ -131,7 +131,7 @@ def test_a_bridge_devices_paho_refused_goes_out_with_the_next_bridge_info(tmp_pa
     assert mqtt.on("solar/bridge/devices")[-1]["devices"][0]["cloud_status"] == "failed"
 
 
-def test_a_republish_before_the_first_device_list_leaves_bridge_devices_alone(tmp_path):
+def test_a_republish_before_the_first_device_list_leaves_bridge_devices_alone():
     """The broker keeps the last run's list; an empty one would replace it until the device
     poll came back."""
     mqtt, fleet = RecordingMqtt(), FleetState()
