@@ -105,6 +105,10 @@ class Driven:
         self.flush()
 
     def flush(self) -> None:
+        """What the cycle set off is out: the announcer sends new configs on its own thread, so
+        the broker's acknowledgements are awaited once it has sent them (else a config still
+        on its way could be in flight when a test stops the broker)."""
+        assert self.service.announcer.flush(10), "the announcer did not send its configs"
         assert self.service.mqtt.wait_published(10), "broker did not acknowledge the publishes"
 
     def outcome(self, kind: str) -> Optional[str]:
