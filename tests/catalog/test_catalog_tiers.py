@@ -50,7 +50,7 @@ def test_a_user_catalog_can_make_a_point_optional(tmp_path: Path) -> None:
 def test_default_and_optional_points_take_one_realtime_call_per_type_and_50_devices() -> None:
     """The bridge's realtime poll (points of Catalog.enabled per type) against 500 devices."""
     with SimulatorServer(fleet=Fleet.synthetic(500), start_time=SIM_START) as sim:
-        client = make_client(sim)
+        client = make_client(sim, timeout=30)   # full chunks of every point: slow when loaded
         keys = [device.ps_key for device in sim.fleet.devices()]
         per_type = Counter(int(key.split("_")[1]) for key in keys)
         assert set(per_type) == set(CATALOG.device_types())
