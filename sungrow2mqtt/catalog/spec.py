@@ -29,6 +29,8 @@ _SIGNIFICANT = ".15g"
 # A decimal of at most this many characters has at most 15 significant digits, so the nearest
 # double to it (or to it times a power of ten) is what rounding to 15 digits gives.
 _EXACT_TEXT = 15
+# The largest power of ten read as an exponent (see _exponent); larger scales are multiplied.
+_LARGEST_POWER = 100
 
 
 def _is_missing(raw: object) -> bool:
@@ -176,10 +178,12 @@ class PointSpec:
 
 def _exponent(scale: float) -> Optional[str]:
     """``scale`` as an exponent to append to a decimal text ("e-3" for 0.001, "e0" for 1), or
-    None when it is not a power of ten."""
+    None when it is not a power of ten up to 1e100.  A text that reads with an exponent
+    appended is a plain decimal (a second exponent does not read), of at most 15 characters
+    below 1e15: up to 1e100 its scaled value is finite, without a check per value."""
     if scale > 0:
         power = round(math.log10(scale))
-        if 10.0 ** power == scale:
+        if power <= _LARGEST_POWER and 10.0 ** power == scale:
             return f"e{power}"
     return None
 
@@ -200,8 +204,6 @@ def _convert_number(scale: float, exponent: Optional[str], raw: object
         except ValueError:      # "1e5e-3", "nan", "5 ", "--": the long way decides
             pass
         else:
-            if not math.isfinite(number):       # a scale of 1e300 in a user's catalog
-                return None
             return int(number) if number.is_integer() else number
     found = to_number(raw)
     if found is None:

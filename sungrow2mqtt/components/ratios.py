@@ -46,6 +46,8 @@ class RatioPoints:
 
         A ratio value in ``row`` that cannot be a fraction is learned first.
         """
+        if not points.ratios:           # most device types: nothing to learn or to look up
+            return points
         learned = [spec for spec in points.ratios
                    if FRACTION_MAX < (to_number(row.get(spec.api_key)) or 0) <= PERCENT_MAX]
         if learned:
@@ -72,8 +74,10 @@ class RatioPoints:
             value = values.get(spec.key)
             if value is None:
                 continue
-            episode = (device.ps_key, spec.point_id)
             impossible = isinstance(value, (int, float)) and not 0 <= value <= PERCENT_MAX
+            if not impossible and not self._dropped:    # usual: no episode open, none to end
+                continue
+            episode = (device.ps_key, spec.point_id)
             with self._lock:
                 first = impossible and episode not in self._dropped
                 if impossible:

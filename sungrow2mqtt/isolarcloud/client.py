@@ -95,8 +95,10 @@ class HistoryResult:
 
 
 def device_type_of(ps_key: str) -> int:
-    """The device type encoded in a ps_key; ValueError for a malformed one."""
-    return PsKey(ps_key).device_type
+    """The device type encoded in a ps_key; ValueError for a malformed one.  A PsKey (the
+    bridge's devices) was checked when it was made: checking it again per poll costs ~1 ms at
+    1,000 devices."""
+    return (ps_key if isinstance(ps_key, PsKey) else PsKey(ps_key)).device_type
 
 
 def chunks(items: Sequence[T], size: int) -> Iterator[List[T]]:

@@ -107,6 +107,15 @@ def test_texts_off_the_short_path_are_still_read() -> None:
     assert plain(scale=-1).convert("5") == -5
 
 
+def test_the_largest_scales_stay_finite_or_give_no_reading() -> None:
+    """Up to 1e100 a short text is read with the scale as its exponent, and the largest such
+    text stays finite; a larger scale is multiplied, and an overflow is no reading."""
+    assert plain(scale=1e100).convert("999999999999999") == 999999999999999e100
+    assert plain(scale=1e100).convert("-999999999999999") == -999999999999999e100
+    assert plain(scale=1e200).convert("12") == 1.2e201
+    assert plain(scale=1e300).convert("-999999999") is None
+
+
 def test_enum_labels(catalog: Catalog) -> None:
     status = spec_of(catalog, 14, 13146)
     assert status.convert("5120") == "Standby"
