@@ -122,6 +122,7 @@ def test_verbose_shows_debug_logs_without_secrets(tmp_path, broker):
                                                                mqtt_port=broker.port)), env=ENV)
     assert result.returncode == 0
     assert "DEBUG" in result.stderr
+    assert re.search(r"POST \S+/openapi/login attempt 1 \{", result.stderr)  # secrets left out
     for secret in SECRETS:
         assert secret not in result.stdout + result.stderr
 

@@ -244,7 +244,8 @@ class Transport:
         else:
             payload = json.dumps(body, separators=(",", ":"))
         url = f"{self.base_url}/openapi/{service}"
-        log.debug("POST %s attempt %d %s", url, attempt + 1, _loggable(params))
+        if log.isEnabledFor(logging.DEBUG):     # the parameters as JSON once more: ~40 µs
+            log.debug("POST %s attempt %d %s", url, attempt + 1, _loggable(params))
         answer = self._exchange("POST", url, service, deadline, data=payload.encode("utf-8"),
                                 headers=headers)
         return self._read_envelope(service, answer, aes_key)
