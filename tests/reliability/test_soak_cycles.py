@@ -16,8 +16,10 @@ import json
 import logging
 import os
 import random
+import re
 import threading
 import time
+from collections import Counter
 from typing import Any, Callable, Dict, List
 
 import pytest
@@ -27,16 +29,44 @@ from mqtt_probe import MqttProbe
 from reliability_support import (
     describe, fast_simulator, shared_broker, unhandled, wait_until,
 )
+from sungrow2mqtt.isolarcloud.client import MAX_WORKERS
+from sungrow2mqtt.isolarcloud.transport import POOL_SIZE
 
 __all__ = ["shared_broker"]   # fixture, used by name below
 
 SOAK_SECONDS = float(os.environ.get("S2M_SOAK_SECONDS", "15"))
-FD_SLACK = 6          # pooled HTTP and MQTT connections may differ by a few at any moment
+FD_SLACK = 6          # MQTT connections and sockets being closed may differ by a few
 THREAD_SLACK = 3
 
 
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def _resources() -> Dict[str, int]:
+    """Threads and fds, with the two bounded pools apart: the client's call threads (started
+    as needed, up to MAX_WORKERS) and its keep-alive connections to the in-process simulator,
+    each one a simulator thread and two sockets here.  A pool grown to its bound since the
+    baseline is no leak; more threads or sockets than the pools account for are."""
+    threads = threading.enumerate()
+    calls = sum(t.name.startswith("isolarcloud_") for t in threads)
+    connections = sum("process_request_thread" in t.name for t in threads)
+    return {"other_threads": len(threads) - calls - connections,
+            "other_fds": _open_fds() - 2 * connections,
+            "call_threads": calls, "connections": connections}
+
+
+def _settled(baseline: Dict[str, int]) -> bool:
+    now = _resources()
+    return (now["other_threads"] <= baseline["other_threads"] + THREAD_SLACK
+            and now["other_fds"] <= baseline["other_fds"] + FD_SLACK
+            and now["call_threads"] <= MAX_WORKERS and now["connections"] <= POOL_SIZE)
+
+
+def _thread_names() -> str:
+    """The live threads, counted by name (what a failed settle left running)."""
+    names = Counter(re.sub(r"[-_ ]?\d+", "", t.name) for t in threading.enumerate())
+    return ", ".join(f"{name} x{count}" for name, count in sorted(names.items()))
 
 
 def _lift_pause(bridge: Running, clock: MovableClock) -> None:
@@ -100,7 +130,7 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
                 counts["cycles"] += 1
                 counts["ok"] += answer["status"] == "ok"
                 if counts["cycles"] == 5:
-                    baseline = {"fds": _open_fds(), "threads": threading.active_count()}
+                    baseline = _resources()
             assert bridge.thread.is_alive(), f"worker died (seed {seed})"
             assert counts["cycles"] >= 20 and counts["ok"] >= 5, (counts, seed)
 
@@ -114,10 +144,9 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
                                          ["outcome"] == "ok" for t, d, _ in p.history[mark:]),
                            10, "a good realtime poll")
             # slow simulated answers still sleeping must finish before counting
-            wait_until(lambda: (_open_fds() <= baseline["fds"] + FD_SLACK and
-                                threading.active_count() <= baseline["threads"] + THREAD_SLACK),
-                       10, f"fds/threads to settle: {baseline} -> fds {_open_fds()}, threads "
-                           f"{threading.active_count()} (seed {seed})")
+            wait_until(lambda: _settled(baseline), 10,
+                       f"fds/threads to settle: {baseline} -> {_resources()} (seed {seed}): "
+                       f"{_thread_names()}")
         finally:
             bridge.stop()
             probe.close()
