@@ -486,13 +486,15 @@ class SimulatorServer:
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         try:
-            self._serve_gateway(handler, method, path, endpoint, raw)
-        finally:
-            with self._lock:
+            answer, limits = self._gateway_answer(handler, method, path, endpoint, raw)
+        finally:                # out of flight before the answer is: a client that has it
+            with self._lock:    # never sees its call still counted
                 self._in_flight -= 1
+        self._write(handler, answer, limits)
 
-    def _serve_gateway(self, handler: BaseHTTPRequestHandler, method: str, path: str,
-                       endpoint: str, raw: bytes) -> None:
+    def _gateway_answer(self, handler: BaseHTTPRequestHandler, method: str, path: str,
+                        endpoint: str, raw: bytes) -> Tuple[_Answer, Dict[str, str]]:
+        """The answer to a gateway call and its rate-limit headers, after the latency."""
         headers = {k.lower(): v for k, v in handler.headers.items()}
         allowed, remaining = self._bucket.take()
         limits = {"X-Ratelimit-Burst-Capacity": str(self._bucket.capacity),
@@ -514,7 +516,7 @@ class SimulatorServer:
                 self._log.append((endpoint, headers, self._readable_body(headers, raw)))
         if self._latency:
             self._stopping.wait(self._latency)
-        self._write(handler, answer, limits)
+        return answer, limits
 
     def _readable_body(self, headers: Dict[str, str], raw: bytes) -> Dict[str, Any]:
         """The request body for the log, decrypted when possible; {} when unreadable."""
