@@ -145,8 +145,8 @@ def test_soak_random_faults_leak_nothing(shared_broker, base_topic, tmp_path, ca
                            10, "a good realtime poll")
             # slow simulated answers still sleeping must finish before counting
             wait_until(lambda: _settled(baseline), 10,
-                       f"fds/threads to settle: {baseline} -> {_resources()} (seed {seed}): "
-                       f"{_thread_names()}")
+                       f"fds/threads to settle (seed {seed}): baseline {baseline}, when the "
+                       f"wait began {_resources()}: {_thread_names()}")
         finally:
             bridge.stop()
             probe.close()
