@@ -36,13 +36,14 @@ from _harness import (
 )
 from sungrow2mqtt.components.fleet import PollOutcome  # after _harness: it sets the path
 from sungrow2mqtt.isolarcloud.client import MAX_WORKERS
+from sungrow2mqtt.isolarcloud.concurrency import THREAD_NAME_PREFIX
 
 RSS_LIMIT_KIB = 20 * 1024
 QUICK_SECONDS = 60
 TAIL_SECONDS = 8          # no injections at the end, so the last snapshot sees a quiet bridge
 PAUSE_HOLD_SECONDS = 2    # how long an injected E999 pause is left in place before lifting it
 MAX_OPEN_FAULTS = 10
-POOL_THREAD_PREFIX = "isolarcloud_"   # ThreadPoolExecutor names its threads <prefix>_<n>
+POOL_THREAD_PREFIX = THREAD_NAME_PREFIX + "_"   # ThreadPoolExecutor: <prefix>_<n>
 # (mode, result code, count range): what the simulator is told to do to the next requests
 FAILURES = (("http500", None, (1, 4)), ("garbage", None, (1, 2)), ("timeout", None, (1, 1)),
             ("code", "E999", (1, 1)), ("code", "E00003", (1, 1)))

@@ -15,6 +15,9 @@ R = TypeVar("R")
 
 _Outcome = Tuple[int, Any, Optional[BaseException]]
 
+# The pool's threads are named <prefix>_<n>: leak checks tell them (a bounded pool) apart by it.
+THREAD_NAME_PREFIX = "isolarcloud"
+
 
 class CallPool:
     """``max_workers`` threads; :meth:`completed` fans a function out over items.
@@ -28,7 +31,7 @@ class CallPool:
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self.max_workers = max_workers
         self._local = threading.local()
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix="isolarcloud",
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=THREAD_NAME_PREFIX,
                                             initializer=self._mark_worker)
 
     def _mark_worker(self) -> None:

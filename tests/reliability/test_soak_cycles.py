@@ -30,6 +30,7 @@ from reliability_support import (
     describe, fast_simulator, shared_broker, unhandled, wait_until,
 )
 from sungrow2mqtt.isolarcloud.client import MAX_WORKERS
+from sungrow2mqtt.isolarcloud.concurrency import THREAD_NAME_PREFIX
 from sungrow2mqtt.isolarcloud.transport import POOL_SIZE
 
 __all__ = ["shared_broker"]   # fixture, used by name below
@@ -49,7 +50,7 @@ def _resources() -> Dict[str, int]:
     each one a simulator thread and two sockets here.  A pool grown to its bound since the
     baseline is no leak; more threads or sockets than the pools account for are."""
     threads = threading.enumerate()
-    calls = sum(t.name.startswith("isolarcloud_") for t in threads)
+    calls = sum(t.name.startswith(f"{THREAD_NAME_PREFIX}_") for t in threads)
     connections = sum("process_request_thread" in t.name for t in threads)
     return {"other_threads": len(threads) - calls - connections,
             "other_fds": _open_fds() - 2 * connections,
